@@ -1,0 +1,153 @@
+"""Alerts: event facts from the tracker → CloudEvents 1.0 structured JSON (schemas/alert.v1.json).
+
+Inputs: `AlertFacts`, the immutable facts of one alert (written by the Lua tracker into
+the outbox as JSON, or by the pure-Python reference model) and the event `source`.
+Outputs: `PendingAlert` — the CloudEvent dict, its JSON bytes (`payload`, the Kafka value)
+and the fields the events agent needs (alert id, stream, state, capture time).
+
+Guarantees:
+- `alert_id(stream, event_id, state)` is uuid5(`ALERT_NAMESPACE`, "stream:event_id:state");
+  the Lua script computes the same value (tests check both agree), so a re-published
+  alert carries the same CloudEvents `id` and consumers can dedupe on it.
+- `build_alert` is a pure function of the facts: the CloudEvent `time` is the moment the
+  facts were committed (`created_ms`), so a re-publish is byte-identical.
+Failure modes: `AlertFacts.from_json` raises `ValueError` on malformed outbox JSON (a
+deployment mismatch; the caller logs and skips that entry).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "ALERT_NAMESPACE",
+    "ALERT_STATES",
+    "DATASCHEMA",
+    "AlertFacts",
+    "PendingAlert",
+    "alert_id",
+    "build_alert",
+    "rfc3339_from_ns",
+]
+
+#: Namespace of alert ids (uuid5 of a URL; never change it: ids would change).
+ALERT_NAMESPACE = uuid.UUID("52a807e8-c289-5ce5-beb4-d5d3f54626df")
+ALERT_STATES: tuple[str, ...] = ("detected", "resolved")
+DATASCHEMA = "fallwatch/alert/v1"
+_TYPES = {"detected": "io.fallwatch.fall.detected", "resolved": "io.fallwatch.fall.resolved"}
+
+
+def alert_id(stream_id: str, event_id: str, state: str) -> str:
+    """The CloudEvents id of an alert: stable for (stream, event, state)."""
+    return str(uuid.uuid5(ALERT_NAMESPACE, f"{stream_id}:{event_id}:{state}"))
+
+
+def rfc3339_from_ns(epoch_ns: int) -> str:
+    """RFC 3339 UTC time with microseconds, e.g. `2026-11-25T09:00:00.123456Z`."""
+    seconds, rest_ns = divmod(int(epoch_ns), 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest_ns // 1000)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    """Everything one alert says, as committed atomically with the state change."""
+
+    alert_id: str
+    event_id: str
+    stream_id: str
+    state: str
+    first_window_seq: int
+    last_window_seq: int
+    windows: tuple[int, ...]
+    decided_by: str
+    confidence: float
+    capture_end_ns: int
+    snapshot_b64: str | None
+    model_versions: Mapping[str, str] = field(default_factory=dict)
+    created_ms: int = 0
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> AlertFacts:
+        """Parse the outbox JSON written by the Lua tracker (numbers travel as strings)."""
+        try:
+            raw = json.loads(data)
+            models = raw.get("model_versions") or "{}"
+            versions = json.loads(models) if isinstance(models, str) else models
+            windows = raw.get("windows") or []
+            return cls(
+                alert_id=str(raw["alert_id"]),
+                event_id=str(raw["event_id"]),
+                stream_id=str(raw["stream_id"]),
+                state=str(raw["state"]),
+                first_window_seq=int(raw["first"]),
+                last_window_seq=int(raw["last"]),
+                windows=tuple(sorted(int(w) for w in windows)),
+                decided_by=str(raw["decided_by"]),
+                confidence=float(raw["confidence"]),
+                capture_end_ns=int(raw["capture_end_ns"]),
+                snapshot_b64=str(raw["snapshot_b64"]) if raw.get("snapshot_b64") else None,
+                model_versions={str(k): str(v) for k, v in dict(versions).items()},
+                created_ms=int(raw["created_ms"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"malformed alert facts: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class PendingAlert:
+    """An alert ready to publish (value `payload`, key `stream_id`), then to ack by `alert_id`."""
+
+    alert_id: str
+    event_id: str
+    stream_id: str
+    state: str
+    capture_end_ns: int
+    cloudevent: Mapping[str, Any]
+    payload: bytes
+    facts: AlertFacts
+
+
+def build_alert(facts: AlertFacts, source: str) -> PendingAlert:
+    """The CloudEvents 1.0 structured-JSON alert for `facts` (pure, deterministic)."""
+    if facts.state not in _TYPES:
+        raise ValueError(f"unknown alert state {facts.state!r}")
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": facts.alert_id,
+        "source": source,
+        "type": _TYPES[facts.state],
+        "subject": facts.stream_id,
+        "time": rfc3339_from_ns(facts.created_ms * 1_000_000),
+        "datacontenttype": "application/json",
+        "dataschema": DATASCHEMA,
+        "data": {
+            "event_id": facts.event_id,
+            "stream_id": facts.stream_id,
+            "state": facts.state,
+            "confidence": min(1.0, max(0.0, facts.confidence)),
+            "first_window_seq": facts.first_window_seq,
+            "last_window_seq": facts.last_window_seq,
+            "windows": list(facts.windows),
+            "decided_by": facts.decided_by,
+            "capture_time": rfc3339_from_ns(facts.capture_end_ns),
+            "snapshot_jpeg_b64": facts.snapshot_b64,
+            "model_versions": dict(facts.model_versions),
+        },
+    }
+    payload = json.dumps(event, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return PendingAlert(
+        alert_id=facts.alert_id,
+        event_id=facts.event_id,
+        stream_id=facts.stream_id,
+        state=facts.state,
+        capture_end_ns=facts.capture_end_ns,
+        cloudevent=event,
+        payload=payload,
+        facts=facts,
+    )

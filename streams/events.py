@@ -1,0 +1,449 @@
+"""Per-stream fall events from window results: the rules, the Redis tracker, a Python reference.
+
+Inputs: decoded `result` records (schemas/result.v1.avsc) of one or many streams, in any
+order, possibly duplicated (replays, cloud + fallback for the same window).
+Outputs: `PendingAlert`s (CloudEvents JSON, see `streams.alerts`) written to an outbox in
+the same atomic step as the state change; the caller publishes them, then `ack`s them.
+
+Rules (one stream; R = resolve_after_windows, C = cooldown_windows):
+1. Dedupe: the first final decision per window seq wins; later ones are duplicates,
+   EXCEPT a `cloud` fall for a window decided `edge-fallback` no_fall, which upgrades the
+   window to fall (a possible fall is never dropped because the cloud was slow). A seq
+   more than `retention` below the highest decided seq is stale and ignored. A stale or
+   already-decided seq whose capture_end_ns differs from the stored one AND is newer than
+   every capture seen means the producer restarted its numbering (a gateway restarted at
+   seq 0): the stream's state starts a new generation ("restarted") instead of
+   swallowing every window as a duplicate. An open event is dropped then (its
+   "detected" alert stands; no "resolved" follows).
+2. A fall with seq <= the cooldown mark of the last resolved event belongs to that
+   episode: recorded, no alert. Otherwise, with an open event, the fall joins it (it may
+   become its first window). Otherwise it opens a new event and a "detected" alert is
+   written at once (first window, its decided_by, p_fall, snapshot, model versions).
+3. The open event is re-derived from the decisions from its first fall on, after every
+   result: its falls are those before the first run of R consecutive decided no_fall
+   windows that follows a fall (an undecided window breaks a run). When such a run is
+   complete the event resolves ("resolved" alert: fall windows, peak p_fall, first
+   window's capture time) and the cooldown mark becomes its last fall + C; a fall already
+   decided after the run and beyond the cooldown opens the next event in the same call.
+   So a late result that completes a run fixes an event that a too-early fall had
+   stretched, instead of merging two episodes.
+4. Event ids are "<generation>-<n>": n counts the stream's events, generation is a random
+   token created with the stream's state (so ids never repeat after the state expired,
+   `state_ttl_s` after the last write, or Redis was wiped). Alert ids are uuid5 of
+   "stream:event_id:state" (`streams.alerts.alert_id`).
+
+Guarantees: replays and duplicates never change state or produce a second alert;
+re-publishing an unacknowledged outbox entry yields the same bytes and id. Any
+permutation (with duplicates) of a result set in which no result arrives after a result
+more than R-1 seqs later yields the same alert ids and states as the in-order run
+(property-tested). NOT guaranteed (trade-offs of alerting immediately): with larger
+lateness a late fall may join a neighbouring episode or open its own; a fallback->cloud
+upgrade of a window already counted in a resolving run is recorded in the cooldown (or
+opens a new event beyond it), the event is not re-opened; a `cloud` no_fall arriving after
+an `edge-fallback` fall is a duplicate (the fall stands). Cost: re-deriving scans the
+open event's decisions (bounded by `retention`); events normally span a few windows.
+
+Failure modes: `MessageSchemaError` for results violating the value rules (label not
+0/1, unknown decided_by, seq outside [0, 2**53)); `StateStoreError` for Redis failures.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from streams.alerts import ALERT_NAMESPACE, AlertFacts, PendingAlert, alert_id, build_alert
+from streams.errors import MessageSchemaError, StateStoreError
+from streams.settings import Settings
+from streams.state import MAX_SEQ, TRACKER_APPLY_LUA, outbox_keys, stream_keys
+
+__all__ = [
+    "DECIDED_BY",
+    "ApplyOutcome",
+    "Decision",
+    "EventTracker",
+    "ReferenceTracker",
+    "TrackerConfig",
+    "decision_from_result",
+]
+
+log = logging.getLogger(__name__)
+
+DECIDED_BY: tuple[str, ...] = ("edge", "cloud", "edge-fallback")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Parameters of the event rules and where state lives."""
+
+    prefix: str = "fw"
+    resolve_after_windows: int = 5
+    cooldown_windows: int = 10
+    retention_windows: int = 4096
+    ttl_s: int = 86400
+    source: str = "fallwatch/edge/fallwatch-edge"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TrackerConfig:
+        """The tracker parameters of `settings` (source names the edge consumer group)."""
+        return cls(
+            prefix=settings.redis_prefix,
+            resolve_after_windows=settings.resolve_after_windows,
+            cooldown_windows=settings.cooldown_windows,
+            retention_windows=settings.state_retention_windows,
+            ttl_s=settings.state_ttl_s,
+            source=f"fallwatch/edge/{settings.edge_group}",
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The fields of a `result` record the event rules use, validated."""
+
+    stream_id: str
+    seq: int
+    label: int
+    p_fall: float
+    decided_by: str
+    capture_end_ns: int
+    model_versions: Mapping[str, str] = field(default_factory=dict)
+    snapshot_b64: str | None = None
+
+
+def decision_from_result(result: Mapping[str, Any]) -> Decision:
+    """Validate a decoded `result` record; `MessageSchemaError` if it breaks the value rules."""
+    try:
+        seq, label = result["window_seq"], result["label"]
+        decided_by, p_fall = result["decided_by"], float(result["p_fall"])
+        snapshot = result.get("snapshot_jpeg")
+        decision = Decision(
+            stream_id=str(result["stream_id"]),
+            seq=seq,
+            label=label,
+            p_fall=p_fall,
+            decided_by=decided_by,
+            capture_end_ns=int(result["capture_end_ns"]),
+            model_versions={
+                str(k): str(v) for k, v in dict(result.get("model_versions") or {}).items()
+            },
+            snapshot_b64=base64.b64encode(snapshot).decode("ascii") if snapshot else None,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MessageSchemaError(f"result record unusable: {exc!r}") from exc
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
+        raise MessageSchemaError(f"window_seq must be an integer in [0, 2**53), got {seq!r}")
+    if label not in (0, 1) or isinstance(label, bool):
+        raise MessageSchemaError(f"label must be 0 or 1, got {label!r}")
+    if decided_by not in DECIDED_BY:
+        raise MessageSchemaError(f"decided_by must be one of {DECIDED_BY}, got {decided_by!r}")
+    if not 0.0 <= p_fall <= 1.0:
+        raise MessageSchemaError(f"p_fall must be in [0, 1], got {p_fall!r}")
+    if not decision.stream_id:
+        raise MessageSchemaError("stream_id must not be empty")
+    return decision
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What one result did: `status` applied|upgraded|restarted|duplicate|stale, `outcome`
+    none|opened|extended|in_cooldown (+"+resolved"), `late_cloud` when a cloud answer came
+    for a window the fallback had already decided, and the new alerts."""
+
+    status: str
+    outcome: str
+    late_cloud: bool
+    alerts: list[PendingAlert]
+
+
+def _token() -> str:
+    return secrets.token_hex(8)
+
+
+class EventTracker:
+    """The event rules on Redis: one atomic Lua call per result (asyncio API).
+
+    `apply(result)` returns the new alerts (already in the outbox); publish them and call
+    `ack(alert_ids)`. `unacked(older_than_s)` returns outbox alerts never acknowledged
+    (crash between commit and publish) for re-publishing.
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        settings: Settings | None = None,
+        *,
+        config: TrackerConfig | None = None,
+        token_factory: Callable[[], str] = _token,
+    ) -> None:
+        if config is None:
+            if settings is None:
+                raise ValueError("EventTracker needs settings or config")
+            config = TrackerConfig.from_settings(settings)
+        kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+        if kwargs.get("decode_responses"):
+            raise ValueError("Redis client must use decode_responses=False")
+        self.config = config
+        self._client = client
+        self._token_factory = token_factory
+        self._apply = client.register_script(TRACKER_APPLY_LUA)
+        self._outbox, self._outbox_t = outbox_keys(config.prefix)
+
+    async def apply(
+        self, result: Mapping[str, Any], *, now_ns: int | None = None
+    ) -> list[PendingAlert]:
+        """Apply one decoded result; return the alerts it created (possibly none)."""
+        return (await self.apply_result(result, now_ns=now_ns)).alerts
+
+    async def apply_result(
+        self, result: Mapping[str, Any], *, now_ns: int | None = None
+    ) -> ApplyOutcome:
+        """Like `apply`, with the status of the result (for metrics and logs)."""
+        return await self.apply_decision(decision_from_result(result), now_ns=now_ns)
+
+    async def apply_decision(self, d: Decision, *, now_ns: int | None = None) -> ApplyOutcome:
+        """Apply an already validated `Decision`."""
+        cfg = self.config
+        now_ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
+        keys = [*stream_keys(cfg.prefix, d.stream_id), self._outbox, self._outbox_t]
+        args: list[str | int | bytes] = [
+            d.stream_id,
+            str(d.seq),
+            str(d.label),
+            repr(d.p_fall),
+            d.decided_by,
+            str(d.capture_end_ns),
+            json.dumps(dict(d.model_versions), sort_keys=True),
+            d.snapshot_b64 or "",
+            str(now_ms),
+            cfg.resolve_after_windows,
+            cfg.cooldown_windows,
+            cfg.retention_windows,
+            cfg.ttl_s,
+            self._token_factory(),
+            ALERT_NAMESPACE.bytes,
+        ]
+        try:
+            reply = await self._apply(keys=keys, args=args)
+        except redis.RedisError as exc:
+            raise StateStoreError(f"event tracker apply failed: {exc}") from exc
+        status, late, outcome = (_text(reply[0]), int(reply[1]), _text(reply[2]))
+        alerts = [build_alert(AlertFacts.from_json(body), cfg.source) for body in reply[4::2]]
+        if status != "applied" or alerts:
+            log.debug(
+                "tracker_apply",
+                extra={
+                    "stream_id": d.stream_id,
+                    "seq": d.seq,
+                    "status": status,
+                    "outcome": outcome,
+                },
+            )
+        return ApplyOutcome(status, outcome, bool(late), alerts)
+
+    async def ack(self, alert_ids: Iterable[str]) -> int:
+        """Remove published alerts from the outbox; returns how many were still there."""
+        ids = list(alert_ids)
+        if not ids:
+            return 0
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hdel(self._outbox, *ids)
+                pipe.zrem(self._outbox_t, *ids)
+                removed, _ = await pipe.execute()
+        except redis.RedisError as exc:
+            raise StateStoreError(f"event tracker ack failed: {exc}") from exc
+        return int(removed)
+
+    async def unacked(
+        self, older_than_s: float = 5.0, *, limit: int = 100, now_ns: int | None = None
+    ) -> list[PendingAlert]:
+        """Outbox alerts created more than `older_than_s` ago and never acknowledged."""
+        now_ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
+        cutoff = now_ms - int(older_than_s * 1000)
+        try:
+            found = await self._client.zrangebyscore(
+                self._outbox_t, "-inf", cutoff, start=0, num=limit
+            )
+            ids = [i for i in found if isinstance(i, bytes | str)]
+            bodies = await self._client.hmget(self._outbox, ids) if ids else []
+        except redis.RedisError as exc:
+            raise StateStoreError(f"event tracker outbox read failed: {exc}") from exc
+        alerts: list[PendingAlert] = []
+        for body in bodies:
+            if body is None:
+                continue  # acknowledged between the two reads
+            try:
+                alerts.append(build_alert(AlertFacts.from_json(body), self.config.source))
+            except ValueError:
+                log.error("outbox_entry_malformed", exc_info=True)
+        return alerts
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class _StreamState:
+    gen: str
+    n_events: int = 0
+    max_seq: int | None = None
+    max_cap: int | None = None
+    decisions: dict[int, tuple[int, str, int]] = field(default_factory=dict)
+    falls: dict[int, Decision] = field(default_factory=dict)
+    open: bool = False
+    ev_id: str = ""
+    ev_first: int = 0
+    ev_last: int = 0
+    ev_by: str = ""
+    ev_models: Mapping[str, str] = field(default_factory=dict)
+    cooldown: int | None = None
+
+
+class ReferenceTracker:
+    """Pure-Python model of the same rules as the Lua script (no Redis; for tests and docs).
+
+    Produces the same `AlertFacts` as `EventTracker` for the same sequence of decisions,
+    token factory and clock. No TTL and no outbox: alerts are returned directly.
+    """
+
+    def __init__(self, config: TrackerConfig, *, token_factory: Callable[[], str] = _token) -> None:
+        self.config = config
+        self._token_factory = token_factory
+        self._streams: dict[str, _StreamState] = {}
+
+    def apply(self, result: Mapping[str, Any], *, now_ns: int = 0) -> ApplyOutcome:
+        """Apply one decoded result (see `EventTracker.apply_result`)."""
+        return self.apply_decision(decision_from_result(result), now_ns=now_ns)
+
+    def apply_decision(self, d: Decision, *, now_ns: int = 0) -> ApplyOutcome:
+        """Apply an already validated `Decision`."""
+        cfg = self.config
+        token = self._token_factory()
+        st = self._streams.setdefault(d.stream_id, _StreamState(gen=token))
+        status, late = "applied", False
+        prev = st.decisions.get(d.seq)
+        stale = st.max_seq is not None and d.seq < st.max_seq - cfg.retention_windows
+        collides = prev is not None and prev[2] != d.capture_end_ns
+        # Lua compares captures as doubles: mirror that exactly.
+        newer = st.max_cap is not None and float(d.capture_end_ns) > float(st.max_cap)
+        if (stale or collides) and newer:
+            st = self._streams[d.stream_id] = _StreamState(gen=token)
+            prev, status = None, "restarted"
+        elif stale:
+            return ApplyOutcome("stale", "none", False, [])
+        if prev is not None:
+            late = d.decided_by == "cloud" and prev[1] == "edge-fallback"
+            if not (d.label == 1 and prev[0] == 0 and late):
+                return ApplyOutcome("duplicate", "none", late, [])
+            status = "upgraded"
+        st.decisions[d.seq] = (d.label, d.decided_by, d.capture_end_ns)
+        if st.max_cap is None or float(d.capture_end_ns) > float(st.max_cap):
+            st.max_cap = d.capture_end_ns
+        if d.label == 1:
+            st.falls[d.seq] = d
+        if prev is None and (st.max_seq is None or d.seq > st.max_seq):
+            st.max_seq = d.seq
+            floor = d.seq - cfg.retention_windows
+            for old in [s for s in st.decisions if s < floor]:
+                del st.decisions[old]
+                st.falls.pop(old, None)
+        facts: list[AlertFacts] = []
+        now_ms = now_ns // 1_000_000
+        outcome = "none"
+        if d.label == 1:
+            if st.cooldown is not None and d.seq <= st.cooldown:
+                outcome = "in_cooldown"
+            elif st.open:
+                st.ev_first = min(st.ev_first, d.seq)
+                outcome = "extended"
+            else:
+                self._open(st, d.seq, now_ms, facts)
+                outcome = "opened"
+        outcome += self._settle(st, now_ms, facts)
+        return ApplyOutcome(status, outcome, late, [build_alert(f, cfg.source) for f in facts])
+
+    def _open(self, st: _StreamState, seq: int, now_ms: int, out: list[AlertFacts]) -> None:
+        d = st.falls[seq]
+        st.n_events += 1
+        st.open, st.ev_id = True, f"{st.gen}-{st.n_events}"
+        st.ev_first = st.ev_last = seq
+        st.ev_by, st.ev_models = d.decided_by, dict(d.model_versions)
+        out.append(
+            AlertFacts(
+                alert_id=alert_id(d.stream_id, st.ev_id, "detected"),
+                event_id=st.ev_id,
+                stream_id=d.stream_id,
+                state="detected",
+                first_window_seq=seq,
+                last_window_seq=seq,
+                windows=(seq,),
+                decided_by=d.decided_by,
+                confidence=d.p_fall,
+                capture_end_ns=d.capture_end_ns,
+                snapshot_b64=d.snapshot_b64,
+                model_versions=dict(d.model_versions),
+                created_ms=now_ms,
+            )
+        )
+
+    def _settle(self, st: _StreamState, now_ms: int, out: list[AlertFacts]) -> str:
+        """Re-derive the open event from its first fall (see the Lua `settle`)."""
+        extra = ""
+        r = self.config.resolve_after_windows
+        while st.open:
+            members = sorted(s for s in st.decisions if s >= st.ev_first)
+            last: int | None = None
+            run, prev, ev_falls, stop = 0, None, [], None
+            for j, seq in enumerate(members):
+                if st.decisions[seq][0] == 1:
+                    last, run = seq, 0
+                    ev_falls.append(seq)
+                else:
+                    run = run + 1 if prev is not None and seq == prev + 1 and run > 0 else 1
+                    if run >= r:
+                        stop = j
+                        break
+                prev = seq
+            st.ev_last = st.ev_first if last is None else last
+            if stop is None:
+                return extra
+            first = st.falls.get(st.ev_first)
+            stream_id = first.stream_id if first is not None else st.falls[ev_falls[0]].stream_id
+            out.append(
+                AlertFacts(
+                    alert_id=alert_id(stream_id, st.ev_id, "resolved"),
+                    event_id=st.ev_id,
+                    stream_id=stream_id,
+                    state="resolved",
+                    first_window_seq=st.ev_first,
+                    last_window_seq=st.ev_last,
+                    windows=tuple(ev_falls),
+                    decided_by=st.ev_by,
+                    confidence=max(
+                        (st.falls[s].p_fall for s in ev_falls if s in st.falls), default=0.0
+                    ),
+                    capture_end_ns=first.capture_end_ns if first is not None else 0,
+                    snapshot_b64=None,
+                    model_versions=dict(st.ev_models),
+                    created_ms=now_ms,
+                )
+            )
+            st.open = False
+            st.cooldown = st.ev_last + self.config.cooldown_windows
+            extra += "+resolved"
+            for seq in members[stop + 1 :]:
+                if st.decisions[seq][0] == 1 and seq > st.cooldown:
+                    self._open(st, seq, now_ms, out)
+                    extra += "+opened"
+                    break
+        return extra
