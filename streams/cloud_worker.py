@@ -1,0 +1,483 @@
+"""Cloud worker: offload requests → large model (batched) → results, committed after delivery.
+
+Inputs: `offload_request` records (schemas v1) from the offload topic, consumed in the
+consumer group `cloud_group`. Outputs:
+- reason="uncertain": one `result` (decided_by="cloud", label from `fall_threshold`,
+  JPEG snapshot when a fall) on the results topic keyed by stream id; then the window's
+  pending entry is removed (`PendingOffloads.remove`), so the edge fallback sweeper will
+  not answer it; then the offsets are committed.
+- reason="audit": no result; edge/cloud agreement is counted
+  (`fallwatch_audit_agreement_total{agree}`).
+- A message that can never be processed (bad bytes, size cap, undecodable window,
+  model rejects the window) → dead-letter topic, original bytes + `fallwatch.dlq.*`
+  headers, and the worker continues.
+Metrics and /livez /readyz are served by `streams.health.HealthServer` on
+`http_host:cloud_http_port`.
+
+Library choice: aiokafka, not kafka-python. Faust already runs aiokafka in this service
+(one client and one set of protocol quirks to know against Kafka 4), the health server is
+aiohttp on the same event loop, and an async loop lets inference run in a thread while
+the consumer's heartbeats, fetches and the producer's deliveries keep going. Commit
+control is explicit: `enable_auto_commit=False`, and `commit({tp: offset})` only after
+`await`ing every produced record's delivery future. aiokafka defaults to acks=1 without
+idempotence (DESIGN §7): both are set explicitly. Rebalances run in the background in
+aiokafka, so the rebalance listener waits for the batch in flight (and its commit)
+before partitions are given away. Group joins: session 10 s / heartbeat 1 s, so a killed
+member is evicted quickly and tests rejoin fast.
+
+Guarantees: at-least-once — offsets move only past records whose result (or dead
+letter) was acknowledged by the broker (acks=all) and whose pending entry was removed;
+a crash anywhere replays the batch, and the downstream event logic dedupes by
+(stream, seq). SIGTERM/SIGINT: finish the batch in flight, commit, leave the group,
+exit 0. Failure modes: Kafka or Redis down past retries → `CloudWorkerError`, the
+process exits non-zero without committing (the batch is replayed after restart); the
+model file unusable → `models.errors.ModelLoadError` at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+import schemas
+from streams.cloud_support import (
+    CloudMetrics,
+    PendingRemover,
+    batch_guard_listener,
+    commit_offsets,
+    dead_letter_headers,
+    next_batch,
+    snapshot_jpeg,
+)
+from streams.errors import (
+    FallwatchError,
+    MessageSchemaError,
+    MessageTooLargeError,
+    PoisonMessageError,
+)
+from streams.settings import Settings
+
+__all__ = [
+    "CloudWorker",
+    "CloudWorkerError",
+    "DecodedOffload",
+    "run_cloud_worker",
+]
+
+log = logging.getLogger(__name__)
+
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_INTERVAL_MS = 1_000
+_REMOVE_ATTEMPTS = 5
+
+Frames = NDArray[np.uint8]
+
+
+class CloudWorkerError(FallwatchError):
+    """Raised by the cloud worker when Kafka refuses a delivery or Redis stays down past
+    the retries. The worker stops without committing the batch in flight (it is replayed
+    after a restart). Operator: check broker and Redis health (`make status`), restart."""
+
+
+class ProbabilityModel(Protocol):
+    """What the worker needs of `models.runtime.CloudModel`."""
+
+    def predict(self, windows: Sequence[Frames]) -> Any: ...
+
+
+@dataclass
+class DecodedOffload:
+    """One consumed offload request, decoded, with the consumer record it came from."""
+
+    record: Any
+    request: dict[str, Any]
+    frames: Frames
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch produced (returned for logging and tests)."""
+
+    results: int = 0
+    audits: int = 0
+    dead_letters: int = 0
+    late: int = 0
+    removed: list[tuple[str, int]] = field(default_factory=list)
+
+
+class CloudWorker:
+    """Processes batches of consumed records; Kafka/Redis/model are injected."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: ProbabilityModel,
+        model_version: str,
+        producer: Any,
+        pending: PendingRemover,
+        metrics: CloudMetrics,
+        *,
+        executor: ThreadPoolExecutor,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._settings = settings
+        self._model = model
+        self._version = model_version
+        self._producer = producer
+        self._pending = pending
+        self._metrics = metrics
+        self._executor = executor
+        self._clock_ns = clock_ns
+
+    # -- decoding -------------------------------------------------------------------
+    def _decode(self, record: Any) -> DecodedOffload:
+        from streams.topics import max_message_bytes
+        from streams.video import decode_window
+
+        value: bytes = record.value or b""
+        if len(value) > max_message_bytes(self._settings):
+            raise MessageTooLargeError(f"offload request of {len(value)} bytes")
+        try:
+            request = schemas.decode("offload_request", value)
+        except schemas.SchemaError as exc:
+            raise MessageSchemaError(str(exc)) from exc
+        window = request["window"]
+        if len(window["payload"]) > self._settings.max_window_bytes:
+            raise MessageTooLargeError(f"window payload of {len(window['payload'])} bytes")
+        frames = decode_window(
+            window["payload"],
+            window["codec"],
+            window["width"],
+            window["height"],
+            window["frame_count"],
+            max_frames=self._settings.max_window_frames,
+            max_pixels=self._settings.max_window_pixels,
+        )
+        return DecodedOffload(record, request, frames)
+
+    def _decode_all(
+        self, records: Sequence[Any]
+    ) -> tuple[list[DecodedOffload], list[tuple[Any, BaseException]]]:
+        good: list[DecodedOffload] = []
+        bad: list[tuple[Any, BaseException]] = []
+        for record in records:
+            try:
+                good.append(self._decode(record))
+            except PoisonMessageError as exc:
+                bad.append((record, exc))
+        return good, bad
+
+    # -- inference --------------------------------------------------------------------
+    def _p_fall(self, frames: Sequence[Frames]) -> NDArray[np.float64]:
+        out = self._model.predict(list(frames))
+        return np.asarray(out.probs, dtype=np.float64)[:, 1]
+
+    def _infer_all(
+        self, items: list[DecodedOffload]
+    ) -> tuple[list[tuple[DecodedOffload, float]], list[tuple[DecodedOffload, BaseException]]]:
+        """Batch inference; if the batch fails, isolate the windows the model rejects."""
+        from models.errors import ModelsError
+
+        if not items:
+            return [], []
+        try:
+            p = self._p_fall([i.frames for i in items])
+            return list(zip(items, (float(v) for v in p), strict=True)), []
+        except ModelsError:
+            log.warning("cloud_batch_failed_isolating", extra={"size": len(items)})
+        ok: list[tuple[DecodedOffload, float]] = []
+        bad: list[tuple[DecodedOffload, BaseException]] = []
+        for item in items:
+            try:
+                ok.append((item, float(self._p_fall([item.frames])[0])))
+            except ModelsError as exc:
+                bad.append((item, exc))
+        return ok, bad
+
+    def _cpu_stage(
+        self, records: Sequence[Any]
+    ) -> tuple[list[tuple[DecodedOffload, float]], list[tuple[Any, BaseException]], float, float]:
+        t0 = time.perf_counter()
+        good, bad = self._decode_all(records)
+        t1 = time.perf_counter()
+        scored, rejected = self._infer_all(good)
+        t2 = time.perf_counter()
+        bad += [(item.record, exc) for item, exc in rejected]
+        return scored, bad, t1 - t0, t2 - t1
+
+    # -- one batch ----------------------------------------------------------------------
+    async def process(self, records: Sequence[Any]) -> BatchOutcome:
+        """Decode, infer, publish and await delivery, remove pending entries.
+
+        Does NOT commit: the caller commits after this returns. Raises CloudWorkerError
+        when a delivery or the pending removal fails for good.
+        """
+        from aiokafka.errors import KafkaError
+
+        loop = asyncio.get_running_loop()
+        outcome = BatchOutcome()
+        self._metrics.windows_in(len(records))
+        scored, bad, decode_s, infer_s = await loop.run_in_executor(
+            self._executor, self._cpu_stage, records
+        )
+        self._metrics.stage("decode", decode_s)
+        if scored:
+            self._metrics.stage("cloud", infer_s)
+            self._metrics.batch(len(scored))
+        deliveries: list[Awaitable[Any]] = []
+        t_pub = time.perf_counter()
+        try:
+            for record, exc in bad:
+                deliveries.append(await self._dead_letter(record, exc))
+                outcome.dead_letters += 1
+            per_window_s = infer_s / max(1, len(scored))
+            uncertain: list[tuple[str, int]] = []
+            for item, p_fall in scored:
+                reason = item.request["reason"]
+                label = int(p_fall >= self._settings.fall_threshold)
+                if reason != "uncertain":
+                    edge_label = int(
+                        item.request["edge"]["p_fall"] >= self._settings.fall_threshold
+                    )
+                    self._metrics.audit(edge_label == label)
+                    outcome.audits += 1
+                    continue
+                try:
+                    result = self._result(item, p_fall, label, per_window_s)
+                    value = schemas.encode("result", result)
+                except (schemas.SchemaError, KeyError, TypeError, ValueError) as exc:
+                    # A schema-valid request we still cannot answer: never crash-loop on it.
+                    deliveries.append(await self._dead_letter(item.record, exc))
+                    outcome.dead_letters += 1
+                    continue
+                if result["produced_at_ns"] > item.request["deadline_ns"]:
+                    outcome.late += 1
+                    self._metrics.late()
+                deliveries.append(
+                    await self._producer.send(
+                        self._settings.topic_results,
+                        value=value,
+                        key=result["stream_id"].encode("utf-8"),
+                    )
+                )
+                uncertain.append((result["stream_id"], result["window_seq"]))
+                self._metrics.result(result["capture_end_ns"])
+                outcome.results += 1
+            await asyncio.gather(*deliveries)
+        except KafkaError as exc:
+            raise CloudWorkerError(f"delivery to Kafka failed: {exc!r}") from exc
+        self._metrics.stage("publish", time.perf_counter() - t_pub)
+        await self._remove_pending(uncertain)
+        outcome.removed = uncertain
+        return outcome
+
+    def _result(
+        self, item: DecodedOffload, p_fall: float, label: int, infer_s: float
+    ) -> dict[str, Any]:
+        window = item.request["window"]
+        now = self._clock_ns()
+        snapshot = None
+        if label == 1 and self._settings.snapshot_max_bytes > 0:
+            snapshot = snapshot_jpeg(item.frames, self._settings.snapshot_max_bytes)
+        return {
+            "stream_id": window["stream_id"],
+            "window_seq": window["window_seq"],
+            "capture_start_ns": window["capture_start_ns"],
+            "capture_end_ns": window["capture_end_ns"],
+            "p_fall": p_fall,
+            "label": label,
+            "decided_by": "cloud",
+            "switcher_score": float(item.request["edge"]["switcher_score"]),
+            "model_versions": {**item.request["model_versions"], "cloud": self._version},
+            "latencies_s": {
+                "cloud": infer_s,
+                "offload_queue": max(0.0, (now - item.request["offloaded_at_ns"]) / 1e9),
+            },
+            "produced_at_ns": now,
+            "snapshot_jpeg": snapshot,
+        }
+
+    async def _dead_letter(self, record: Any, exc: BaseException) -> Awaitable[Any]:
+        reason = getattr(exc, "reason", None)
+        if not isinstance(reason, str):
+            reason = "poison"  # bounded label set: model rejections count as poison
+        self._metrics.dead_letter(reason)
+        log.warning(
+            "offload_dead_lettered",
+            extra={
+                "partition": record.partition,
+                "offset": record.offset,
+                "error_class": type(exc).__name__,
+                "error": str(exc)[:300],
+            },
+        )
+        fut: Awaitable[Any] = await self._producer.send(
+            self._settings.topic_deadletter,
+            value=record.value or b"",
+            key=record.key,
+            headers=dead_letter_headers(record.topic, record.partition, record.offset, exc),
+        )
+        return fut
+
+    async def _remove_pending(self, keys: list[tuple[str, int]]) -> None:
+        if not keys:
+            return
+        delay = 0.2
+        for attempt in range(1, _REMOVE_ATTEMPTS + 1):
+            try:
+                await self._pending.remove_many(keys)
+                return
+            except Exception as exc:  # any Redis failure: retry, then give up loudly
+                if attempt == _REMOVE_ATTEMPTS:
+                    raise CloudWorkerError(f"removing pending offloads failed: {exc!r}") from exc
+                log.warning("pending_remove_retry", extra={"attempt": attempt, "error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+async def _wait_for_redis(pending: PendingRemover) -> None:
+    """Fail start-up (CloudWorkerError) when Redis does not answer within a few retries."""
+    delay = 0.2
+    for attempt in range(1, _REMOVE_ATTEMPTS + 1):
+        try:
+            if await pending.ping():
+                return
+        except Exception as exc:  # connection refused, timeout, auth...
+            if attempt == _REMOVE_ATTEMPTS:
+                raise CloudWorkerError(f"Redis not reachable at start-up: {exc!r}") from exc
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
+    raise CloudWorkerError("Redis did not answer PING at start-up")
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the cloud worker until `stop` is set (the async core of `run_cloud_worker`)."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.errors import CommitFailedError, KafkaError
+
+    from models.runtime import CloudModel
+    from streams.cloud_support import build_pending
+    from streams.health import HealthServer
+    from streams.metrics import preinitialize
+    from streams.topics import aiokafka_security, ensure_topics, max_message_bytes
+
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, ensure_topics, settings)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloud-infer")
+    model = await loop.run_in_executor(
+        executor,
+        lambda: CloudModel.load(settings.cloud_model_path, threads=settings.inference_threads),
+    )
+    await loop.run_in_executor(executor, model.warmup)
+    pending = build_pending(settings)
+    await _wait_for_redis(pending)
+    metrics = CloudMetrics()
+    preinitialize()
+    security = aiokafka_security(settings)
+    msg_bytes = max_message_bytes(settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{settings.cloud_group}-producer",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        max_request_size=msg_bytes,
+        **security,
+    )
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{settings.cloud_group}-consumer",
+        group_id=settings.cloud_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+        max_partition_fetch_bytes=2 * msg_bytes,
+        fetch_max_bytes=max(8 * msg_bytes, 52_428_800),
+        **security,
+    )
+    lock = asyncio.Lock()
+    last_poll = [time.monotonic()]
+
+    async def kafka_ready() -> bool:
+        await producer.client.fetch_all_metadata()
+        return time.monotonic() - last_poll[0] < 15.0
+
+    async def redis_ready() -> bool:
+        return await pending.ping()
+
+    async def model_ready() -> bool:
+        return True  # loaded and warmed up before the server starts
+
+    health = HealthServer(
+        {"kafka": kafka_ready, "redis": redis_ready, "model": model_ready},
+        settings.http_host,
+        settings.cloud_http_port,
+    )
+    worker = CloudWorker(
+        settings,
+        model,
+        f"{model.meta.name}@{model.meta.version}",
+        producer,
+        pending,
+        metrics,
+        executor=executor,
+    )
+    await producer.start()
+    try:
+        consumer.subscribe([settings.topic_offload], listener=batch_guard_listener(lock))
+        await consumer.start()
+        await health.start()
+        log.info("cloud_worker_started", extra={"group": settings.cloud_group})
+        while not stop.is_set():
+            records = await next_batch(
+                consumer, settings.cloud_batch_max, settings.cloud_batch_wait_s
+            )
+            last_poll[0] = time.monotonic()
+            if not records:
+                continue
+            async with lock:
+                outcome = await worker.process(records)
+                try:
+                    await consumer.commit(commit_offsets(records))
+                except CommitFailedError as exc:
+                    # The partitions moved on; the new owner replays them (results are idempotent).
+                    log.warning("commit_failed_rebalanced", extra={"error": repr(exc)})
+            log.debug("batch_done", extra={"size": len(records), **vars(outcome)})
+    except KafkaError as exc:
+        health.mark_unready("kafka error")
+        raise CloudWorkerError(f"Kafka failed: {exc!r}") from exc
+    finally:
+        health.mark_unready("stopping")
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        await health.stop()
+        executor.shutdown(wait=False)
+        with contextlib.suppress(Exception):
+            await pending.close()
+        log.info("cloud_worker_stopped")
+
+
+def run_cloud_worker(settings: Settings) -> None:
+    """Blocking entry point: serve until SIGTERM/SIGINT, then finish the batch and exit."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(main())

@@ -1,0 +1,469 @@
+"""`fallwatch demo`: the whole pipeline on the local stack with synthetic cameras.
+
+Inputs: `Settings` (Kafka/Redis addresses, models, thresholds) and `DemoOptions`
+(cameras, seconds per camera, falls per camera, seed, JSON path).
+What it does, in order:
+1. Fails fast (`DemoError`) when Kafka or Redis is unreachable ("run `make up`").
+2. Isolates the run: topic names, consumer groups and the Redis prefix all carry a
+   unique run id, so repeated demos never see each other's data; free HTTP ports.
+3. Creates the topics, starts `fallwatch edge` and `fallwatch cloud` as subprocesses
+   (environment overrides; logs in the run directory), renders the synthetic scenes
+   meanwhile, and waits for both workers' /readyz.
+4. Runs one in-process gateway thread per camera (`streams.gateway.Gateway`, paced in
+   real time unless `paced=False`, starts staggered over one stride), while a
+   collector thread reads the alerts, results, offload and dead-letter topics and
+   prints each alert as it arrives.
+5. Waits (bounded) until every published window has a result and alerts are quiet,
+   stops workers with SIGTERM (SIGKILL after a grace period), deletes the run's topics
+   and Redis keys (unless `keep_data`), and prints/writes the summary
+   (`streams.demo_report.build_summary`).
+
+Outputs: the summary dict (also printed as a table and written as JSON when asked), with
+`ok` false when a worker died or windows were left without a result.
+Failure modes: `DemoError` for an unreachable stack, a worker that exits or never gets
+ready (its log path is in the message); everything started is stopped in all cases.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from streams.demo_collector import PipelineCollector
+from streams.demo_report import (
+    PublishedWindow,
+    StagedFall,
+    WindowGeometry,
+    build_summary,
+    format_summary,
+)
+from streams.errors import FallwatchError
+from streams.settings import Settings
+
+__all__ = ["DemoError", "DemoOptions", "isolated_settings", "run_demo", "worker_env"]
+
+log = logging.getLogger(__name__)
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+_STOP_GRACE_S = 20.0
+_QUIET_S = 4.0
+
+
+class DemoError(FallwatchError):
+    """Raised by `run_demo` when the local stack is unreachable or a worker fails to start
+    or dies. Operator: run `make up` (and `make status`); read the worker log named in
+    the message."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """One demo run."""
+
+    cameras: int = 4
+    duration_s: float = 90.0
+    falls_per_camera: int = 2
+    seed: int = 0
+    json_path: Path | None = None
+    paced: bool = True
+    run_dir: Path | None = None
+    startup_timeout_s: float = 120.0
+    drain_timeout_s: float = 40.0
+    keep_data: bool = False
+    print_alerts: bool = True
+    out: TextIO | None = None
+
+
+@dataclass
+class _Camera:
+    stream_id: str
+    frames: Any
+    fps: float
+    falls: list[Any]
+    thread: threading.Thread | None = None
+    stats: Any = None
+    error: BaseException | None = None
+    published: list[PublishedWindow] = field(default_factory=list)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _check_tcp(hostport: str, what: str) -> None:
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=3):
+            return
+    except (OSError, ValueError) as exc:
+        raise DemoError(
+            f"{what} is not reachable at {hostport} ({exc}); start the local stack with "
+            "`make up` (or `make demo`, which does it) and check `make status`"
+        ) from exc
+
+
+def preflight(settings: Settings) -> None:
+    """Fail fast with a clear message when Kafka or Redis is down."""
+    import redis
+
+    first_broker = settings.kafka_bootstrap.split(",")[0].strip()
+    _check_tcp(first_broker, "Kafka")
+    client = redis.Redis.from_url(
+        settings.redis_url.get_secret_value(), socket_connect_timeout=3, socket_timeout=3
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise DemoError(
+            f"Redis is not reachable at {settings.redis_url_masked} ({exc}); start the local "
+            "stack with `make up`"
+        ) from exc
+    finally:
+        client.close()
+
+
+def isolated_settings(settings: Settings, run_id: str, **extra: Any) -> Settings:
+    """Settings with run-unique topics, groups and Redis prefix (validated)."""
+    updates = {
+        "topic_frames": f"fallwatch.{run_id}.frames",
+        "topic_offload": f"fallwatch.{run_id}.offload",
+        "topic_results": f"fallwatch.{run_id}.results",
+        "topic_alerts": f"fallwatch.{run_id}.alerts",
+        "topic_deadletter": f"fallwatch.{run_id}.deadletter",
+        "edge_group": f"fallwatch-edge-{run_id}",
+        "cloud_group": f"fallwatch-cloud-{run_id}",
+        "redis_prefix": f"fwdemo-{run_id}",
+        **extra,
+    }
+    return type(settings).model_validate({**settings.model_dump(), **updates})
+
+
+_ENV_KEYS = (
+    "topic_frames",
+    "topic_offload",
+    "topic_results",
+    "topic_alerts",
+    "topic_deadletter",
+    "edge_group",
+    "cloud_group",
+    "redis_prefix",
+    "edge_http_port",
+    "cloud_http_port",
+    "http_host",
+)
+
+
+def worker_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
+    """Environment for a worker subprocess: `base` plus the run's FALLWATCH_* overrides."""
+    env = dict(base)
+    for key in _ENV_KEYS:
+        env[f"FALLWATCH_{key.upper()}"] = str(getattr(settings, key))
+    return env
+
+
+class _Worker:
+    """One `fallwatch edge|cloud` subprocess with its log file and readiness URL."""
+
+    def __init__(self, role: str, settings: Settings, port: int, run_dir: Path) -> None:
+        self.role = role
+        self.log_path = run_dir / f"{role}.log"
+        self.ready_url = f"http://{settings.http_host}:{port}/readyz"
+        self._settings = settings
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log_file = self.log_path.open("wb")
+        # Children inherit the parent's environment (PATH, FALLWATCH_* settings) plus the
+        # run's isolation overrides; configuration itself is still read by streams.settings.
+        env = worker_env(self._settings, dict(os.environ))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams", self.role],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=_REPO_ROOT,
+        )
+        log_file.close()
+
+    def exited(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.ready_url, timeout=2) as resp:
+                return int(resp.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self, grace_s: float = _STOP_GRACE_S) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            log.warning("worker_kill", extra={"role": self.role})
+            self.proc.kill()
+            return self.proc.wait(timeout=10)
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+
+def _wait_ready(workers: list[_Worker], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = list(workers)
+    while pending:
+        for worker in list(pending):
+            code = worker.exited()
+            if code is not None:
+                raise DemoError(
+                    f"{worker.role} worker exited with status {code} during start-up; "
+                    f"log {worker.log_path}:\n{worker.tail()}"
+                )
+            if worker.ready():
+                pending.remove(worker)
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(w.role for w in pending)
+            raise DemoError(
+                f"{names} worker not ready after {timeout_s:.0f} s; see {pending[0].log_path}"
+            )
+        time.sleep(0.5)
+
+
+def _render_cameras(settings: Settings, options: DemoOptions) -> list[_Camera]:
+    from streams.gateway import synthetic_source
+
+    cameras = []
+    for i in range(options.cameras):
+        frames, fps, falls = synthetic_source(
+            options.seed + i,
+            options.duration_s,
+            options.falls_per_camera,
+            settings.gateway_width,
+            settings.gateway_height,
+            settings.gateway_fps,
+        )
+        cameras.append(_Camera(f"cam{i:02d}", frames, fps, falls))
+    return cameras
+
+
+def _run_camera(
+    camera: _Camera,
+    settings: Settings,
+    options: DemoOptions,
+    stop: threading.Event,
+    collector: PipelineCollector,
+    start_delay_s: float,
+) -> None:
+    from streams.gateway import Gateway, GatewayOptions, KafkaWindowSink, array_source
+
+    gw_options = GatewayOptions.from_settings(
+        settings, stream_id=camera.stream_id, paced=options.paced, synthetic=True
+    )
+
+    def on_window(seq: int, capture_end_ns: int) -> None:
+        window = PublishedWindow(camera.stream_id, seq, capture_end_ns, time.time_ns())
+        camera.published.append(window)
+        collector.note_window(window)
+
+    sink = KafkaWindowSink(
+        settings, settings.topic_frames, client_id=f"fallwatch-demo-{camera.stream_id}"
+    )
+    try:
+        # Real cameras are not phase-locked: staggering their starts spreads the encodes.
+        if stop.wait(start_delay_s):
+            return
+        camera.stats = Gateway(gw_options, sink, on_window=on_window).run(
+            array_source(camera.frames, camera.fps),
+            falls=camera.falls,
+            stop=stop,
+            end_s=len(camera.frames) / camera.fps,
+        )
+    except BaseException as exc:  # reported in the summary; the other cameras go on
+        camera.error = exc
+        log.error("camera_failed", extra={"stream_id": camera.stream_id, "error": repr(exc)})
+    finally:
+        sink.close()
+
+
+def _drain(
+    collector: PipelineCollector,
+    windows: list[PublishedWindow],
+    workers: list[_Worker],
+    timeout_s: float,
+) -> None:
+    """Wait until every window has a result and nothing new arrived for a few seconds."""
+    deadline = time.monotonic() + timeout_s
+    wanted = {(w.stream_id, w.window_seq) for w in windows}
+    while time.monotonic() < deadline:
+        if any(w.exited() is not None for w in workers):
+            return
+        complete = wanted <= collector.decided_windows()
+        if complete and collector.seconds_since_last_record() >= _QUIET_S:
+            return
+        time.sleep(0.5)
+    log.warning("demo_drain_timeout", extra={"timeout_s": timeout_s})
+
+
+def _cleanup(settings: Settings, run_id: str) -> None:
+    """Delete the run's topics (incl. Faust's internal ones) and Redis keys; best effort."""
+    import redis
+    from kafka.admin import KafkaAdminClient
+
+    from streams.topics import kafka_python_security
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id=f"fallwatch-demo-cleanup-{run_id}",
+            **kafka_python_security(settings),
+        )
+        try:
+            topics = [t for t in admin.list_topics() if run_id in t]
+            if topics:
+                admin.delete_topics(topics, timeout_ms=15_000)
+        finally:
+            admin.close()
+    except Exception as exc:  # cleanup must never hide the demo's result
+        log.warning("demo_topic_cleanup_failed", extra={"error": repr(exc)})
+    try:
+        client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=5)
+        keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        client.close()
+    except Exception as exc:
+        log.warning("demo_redis_cleanup_failed", extra={"error": repr(exc)})
+
+
+def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
+    """Run the demo end to end (see the module docstring); returns the summary."""
+    from streams.topics import ensure_topics
+
+    out = options.out or sys.stdout
+    preflight(settings)
+    run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
+    run_dir = options.run_dir or (_REPO_ROOT / ".stack" / "demo" / run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    edge_port = _free_port(settings.http_host)
+    cloud_port = _free_port(settings.http_host)
+    while cloud_port == edge_port:
+        cloud_port = _free_port(settings.http_host)
+    demo_settings = isolated_settings(
+        settings, run_id, edge_http_port=edge_port, cloud_http_port=cloud_port
+    )
+    print(
+        f"fallwatch demo {run_id}: {options.cameras} cameras x {options.duration_s:.0f} s, "
+        f"logs in {run_dir}",
+        file=out,
+        flush=True,
+    )
+    ensure_topics(demo_settings)
+    workers = [
+        _Worker("edge", demo_settings, edge_port, run_dir),
+        _Worker("cloud", demo_settings, cloud_port, run_dir),
+    ]
+    geometry = WindowGeometry(demo_settings.gateway_window_s, demo_settings.gateway_stride_s)
+    collector = PipelineCollector(demo_settings, out=out if options.print_alerts else None)
+    stop = threading.Event()
+    cameras: list[_Camera] = []
+    worker_codes: dict[str, int | None] = {}
+    try:
+        for worker in workers:
+            worker.start()
+        t_render = time.monotonic()
+        cameras = _render_cameras(demo_settings, options)
+        print(
+            f"rendered {len(cameras)} scenes in {time.monotonic() - t_render:.1f} s; "
+            "waiting for the workers",
+            file=out,
+            flush=True,
+        )
+        _wait_ready(workers, options.startup_timeout_s)
+        collector.start()
+        print("workers ready; cameras live (alerts below)", file=out, flush=True)
+        stagger_s = demo_settings.gateway_stride_s / max(1, len(cameras))
+        for i, camera in enumerate(cameras):
+            camera.thread = threading.Thread(
+                target=_run_camera,
+                args=(camera, demo_settings, options, stop, collector, i * stagger_s),
+                name=f"gateway-{camera.stream_id}",
+                daemon=True,
+            )
+            camera.thread.start()
+        for camera in cameras:
+            assert camera.thread is not None
+            while camera.thread.is_alive():
+                camera.thread.join(timeout=0.5)
+                dead = [w for w in workers if w.exited() is not None]
+                if dead:
+                    stop.set()
+                    raise DemoError(
+                        f"{dead[0].role} worker died (status {dead[0].exited()}); "
+                        f"log {dead[0].log_path}:\n{dead[0].tail()}"
+                    )
+        windows = [w for cam in cameras for w in cam.published]
+        _drain(collector, windows, workers, options.drain_timeout_s)
+    finally:
+        stop.set()
+        for camera in cameras:
+            if camera.thread is not None:
+                camera.thread.join(timeout=10)
+        for worker in workers:
+            worker_codes[worker.role] = worker.stop()
+        collector.stop()
+        if not options.keep_data:
+            _cleanup(demo_settings, run_id)
+
+    windows = [w for cam in cameras for w in cam.published]
+    falls = [
+        StagedFall.from_json(doc)
+        for cam in cameras
+        if cam.stats is not None
+        for doc in cam.stats.truth
+    ]
+    snapshot = collector.snapshot()
+    summary = build_summary(
+        falls=falls,
+        alerts=snapshot.alerts,
+        windows=windows,
+        results=snapshot.results,
+        offload_reasons=snapshot.offload_reasons,
+        dead_letters=snapshot.dead_letters,
+        geometry=geometry,
+        malformed_alerts=snapshot.malformed,
+    )
+    summary["run_id"] = run_id
+    summary["run_dir"] = str(run_dir)
+    summary["worker_exit_codes"] = worker_codes
+    summary["camera_errors"] = {c.stream_id: repr(c.error) for c in cameras if c.error}
+    summary["ok"] = (
+        summary["results"]["windows_without_result"] == 0
+        and summary["duplicate_alert_ids"] == 0
+        and not summary["camera_errors"]
+        and all(code in (0, None) for code in worker_codes.values())
+    )
+    print(format_summary(summary), file=out, flush=True)
+    if options.json_path is not None:
+        options.json_path.parent.mkdir(parents=True, exist_ok=True)
+        options.json_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        print(f"summary written to {options.json_path}", file=out, flush=True)
+    return summary

@@ -1,0 +1,290 @@
+"""Edge agent: frame windows → decode → edge model + switcher → route → results / offloads.
+
+Inputs: raw records of the frames topic (Avro ``frame_window`` bytes, key = stream id),
+consumed in batches of up to ``edge_batch_max`` records or ``edge_batch_wait_s`` seconds.
+Outputs, per window (routing rule in ``streams.routing``):
+- confident: a ``result`` (decided_by="edge") on the results topic; if audit-sampled also an
+  ``offload_request`` (reason="audit") on the offload topic;
+- uncertain: ``PendingOffloads.add`` of the edge-fallback result FIRST, then an
+  ``offload_request`` (reason="uncertain") — a crash in between leaves a pending entry the
+  sweeper falls back on, never a lost window;
+- bad input (tombstone, size cap, schema, impossible dimensions, undecodable payload, a
+  window the model's preprocessing rejects) → the dead-letter topic: original key, value and
+  headers plus ``fallwatch.dlq.*`` headers; the batch goes on with the other windows.
+A small JPEG of the middle frame (≤ ``snapshot_max_bytes``) rides on every fall result.
+
+Guarantees: decoding, inference, routing and JPEG encoding (``streams.edge_inference``) run
+in the single inference thread (the event loop keeps heartbeating); a batch's input offsets are acknowledged only
+after every record it produced is acknowledged by the broker; replays produce the same
+records (routing is deterministic, Redis writes are idempotent). One batch is pipelined:
+the next batch is inferred while the previous one's records are being acknowledged; records
+are queued on the producer in input order, so per-stream (per-partition) order holds.
+Failure modes: a Kafka or Redis failure past the bounded retries, or a model that fails on
+every window of a batch, stops the worker through ``EdgeRuntime.fatal`` without acking.
+Metrics: windows in, windows routed by path, batch size, stage seconds (decode, edge,
+switcher; publish = queueing until the broker acknowledged), end-to-end seconds for edge
+results, dead letters by reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import schemas
+from streams.edge_inference import (
+    BatchOutcome,
+    InboundMessage,
+    RoutedWindow,
+    compute_batch,
+)
+from streams.errors import MessageSchemaError
+from streams.topics import max_message_bytes
+
+if TYPE_CHECKING:
+    from faust.types import EventT, StreamT
+
+    from streams.edge_runtime import EdgeRuntime
+    from streams.settings import Settings
+
+__all__ = [
+    "MIN_BATCH_WAIT_S",
+    "EdgeBatchProcessor",
+    "batch_wait_s",
+    "build_offload",
+    "build_result",
+    "make_edge_agent",
+]
+
+log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+#: Smallest batch wait handed to faust (see ``batch_wait_s``).
+MIN_BATCH_WAIT_S = 0.001
+
+
+def build_result(
+    window: RoutedWindow,
+    *,
+    decided_by: str,
+    model_versions: dict[str, str],
+    latencies_s: dict[str, float],
+) -> dict[str, Any]:
+    """The ``result`` record of the edge's own answer for ``window``."""
+    record = window.record
+    decision = window.decision
+    return {
+        "stream_id": record["stream_id"],
+        "window_seq": record["window_seq"],
+        "capture_start_ns": record["capture_start_ns"],
+        "capture_end_ns": record["capture_end_ns"],
+        "p_fall": window.p_fall,
+        "label": decision.label,
+        "decided_by": decided_by,
+        "switcher_score": window.switcher_score,
+        "model_versions": dict(model_versions),
+        "latencies_s": dict(latencies_s),
+        "produced_at_ns": time.time_ns(),
+        "snapshot_jpeg": window.snapshot_jpeg if decision.is_fall else None,
+    }
+
+
+def build_offload(
+    window: RoutedWindow,
+    *,
+    reason: str,
+    threshold: float,
+    model_versions: dict[str, str],
+    offloaded_at_ns: int,
+    deadline_ns: int,
+) -> dict[str, Any]:
+    """The ``offload_request`` record for ``window`` (the original window, unchanged)."""
+    return {
+        "window": window.record,
+        "edge": {
+            "p_fall": window.p_fall,
+            "switcher_score": window.switcher_score,
+            "threshold": threshold,
+            "embedding": window.embedding,
+        },
+        "reason": reason,
+        "model_versions": dict(model_versions),
+        "offloaded_at_ns": offloaded_at_ns,
+        "deadline_ns": deadline_ns,
+    }
+
+
+class EdgeBatchProcessor:
+    """Turns a batch of frames records into delivered side effects (see module docstring)."""
+
+    def __init__(self, runtime: EdgeRuntime) -> None:
+        self.rt = runtime
+        self.settings = runtime.settings
+
+    async def compute(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
+        """Decode, infer, route and snapshot in the inference thread."""
+        rt = self.rt
+        if rt.edge is None or rt.switcher is None:
+            raise RuntimeError("edge runtime not started")
+        edge, switcher, threshold = rt.edge, rt.switcher, rt.threshold
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            rt.executor,
+            lambda: compute_batch(
+                messages, edge=edge, switcher=switcher, threshold=threshold, settings=self.settings
+            ),
+        )
+
+    async def publish(self, outcome: BatchOutcome) -> list[Awaitable[Any]]:
+        """Queue every side effect of the batch (dead letters, pending entries, results,
+        offload requests) in order; returns the delivery futures."""
+        rt = self.rt
+        futures: list[Awaitable[Any]] = []
+        for message, error in outcome.poisoned:
+            futures.append(await rt.dead_letter(message, error, worker="edge"))
+        latencies = {
+            "decode": outcome.decode_s,
+            "edge": outcome.edge_s,
+            "switcher": outcome.switcher_s,
+        }
+        for window in outcome.routed:
+            try:
+                futures.extend(await self._publish_window(window, latencies))
+            except schemas.SchemaError as exc:  # our record for this window cannot be encoded
+                futures.append(
+                    await rt.dead_letter(
+                        window.message, MessageSchemaError(str(exc)), worker="edge"
+                    )
+                )
+        return futures
+
+    async def process(self, messages: Sequence[InboundMessage]) -> None:
+        """compute → publish → wait for delivery (the unpipelined path, used by tests)."""
+        outcome = await self.compute(messages)
+        started = time.perf_counter()
+        await self.rt.deliver(await self.publish(outcome))
+        self.rt.metrics.edge_batch(
+            outcome, size=len(messages), publish_s=time.perf_counter() - started
+        )
+
+    async def _publish_window(
+        self, window: RoutedWindow, latencies: dict[str, float]
+    ) -> list[Awaitable[Any]]:
+        rt, settings = self.rt, self.settings
+        key = window.record["stream_id"].encode()
+        decision = window.decision
+        now_ns = time.time_ns()
+        deadline_ns = now_ns + int(settings.cloud_deadline_s * _NS)
+        futures: list[Awaitable[Any]] = []
+        if decision.path == "offload":
+            fallback = build_result(
+                window,
+                decided_by="edge-fallback",
+                model_versions=rt.model_versions,
+                latencies_s=latencies,
+            )
+            fallback_bytes = schemas.encode("result", fallback)
+            request = schemas.encode(
+                "offload_request",
+                build_offload(
+                    window,
+                    reason="uncertain",
+                    threshold=rt.threshold,
+                    model_versions=rt.model_versions,
+                    offloaded_at_ns=now_ns,
+                    deadline_ns=deadline_ns,
+                ),
+                max_bytes=max_message_bytes(settings),
+            )
+            pending = rt.pending
+            assert pending is not None
+            stream_id, seq = window.record["stream_id"], window.record["window_seq"]
+            # Pending FIRST: if we die before the request is out, the sweeper falls back.
+            await rt.with_retries(
+                "pending_add", lambda: pending.add(stream_id, seq, deadline_ns, fallback_bytes)
+            )
+            futures.append(await rt.publish(settings.topic_offload, key, request))
+            return futures
+        result = build_result(
+            window, decided_by="edge", model_versions=rt.model_versions, latencies_s=latencies
+        )
+        futures.append(
+            await rt.publish(settings.topic_results, key, schemas.encode("result", result))
+        )
+        if decision.offload_reason == "audit":
+            audit = build_offload(
+                window,
+                reason="audit",
+                threshold=rt.threshold,
+                model_versions=rt.model_versions,
+                offloaded_at_ns=now_ns,
+                deadline_ns=deadline_ns,
+            )
+            encoded = schemas.encode(
+                "offload_request", audit, max_bytes=max_message_bytes(settings)
+            )
+            futures.append(await rt.publish(settings.topic_offload, key, encoded))
+        return futures
+
+
+def batch_wait_s(settings: Settings) -> float:
+    """``edge_batch_wait_s`` as a ``take`` timeout: faust treats 0 as "no timeout" and would
+    hold a partial batch until it is full, so 0 becomes 1 ms."""
+    return max(settings.edge_batch_wait_s, MIN_BATCH_WAIT_S)
+
+
+def make_edge_agent(runtime: EdgeRuntime) -> Callable[[StreamT[bytes]], Awaitable[None]]:
+    """The Faust agent function for the frames topic, bound to ``runtime``."""
+    processor = EdgeBatchProcessor(runtime)
+    settings = runtime.settings
+
+    async def complete(
+        events: list[EventT[Any]],
+        outcome: BatchOutcome,
+        futures: list[Awaitable[Any]],
+        stream: StreamT[bytes],
+        started: float,
+    ) -> None:
+        """Wait for the batch's records on the broker, then ack its input offsets."""
+        try:
+            await runtime.deliver(futures)
+        except Exception as exc:
+            await runtime.fatal(exc, where="edge_agent")
+        runtime.metrics.edge_batch(
+            outcome, size=len(events), publish_s=time.perf_counter() - started
+        )
+        for event in events:
+            await stream.ack(event)
+
+    async def edge(stream: StreamT[bytes]) -> None:
+        # noack_take: faust's take()/take_events() ack a batch when the generator resumes,
+        # even after an exception (faust-streaming #315); here we ack explicitly, and only
+        # after every record the batch produced has been delivered.
+        # One batch of pipelining: batch N+1 is decoded and inferred in the inference thread
+        # while batch N's records are being acknowledged by the broker.
+        in_flight: asyncio.Future[None] | None = None
+        # StreamT omits noack_take; the agent always gets a faust.Stream, which has it.
+        async for taken in stream.noack_take(  # type: ignore[attr-defined]
+            settings.edge_batch_max, within=batch_wait_s(settings)
+        ):
+            events = list(taken)
+            try:
+                computing = asyncio.ensure_future(
+                    processor.compute([InboundMessage.from_event(e) for e in events])
+                )
+                if in_flight is not None:
+                    await in_flight
+                outcome = await computing
+                started = time.perf_counter()
+                futures = await processor.publish(outcome)
+            except Exception as exc:
+                # Per-message problems never get here (they are dead-lettered); what does is a
+                # dependency down past its retries, a broken model, or a bug: stop without
+                # acking, so the batch is replayed after the restart.
+                await runtime.fatal(exc, where="edge_agent")
+            in_flight = asyncio.ensure_future(complete(events, outcome, futures, stream, started))
+
+    return edge

@@ -1,0 +1,316 @@
+"""Everything the edge worker's agents and timers share at run time, built at start-up.
+
+Inputs: ``Settings`` and the Faust app (for its producer).
+Holds: the edge model and switcher (loaded in the inference thread, ``inference_threads``
+onnxruntime threads), the single-thread inference executor, the Redis client with
+``PendingOffloads`` and ``EventTracker``, the health server (/metrics, /livez, /readyz), and
+the publish/dead-letter/retry/fatal helpers the agents use.
+
+Guarantees:
+- ``start()`` finishes before any agent consumes (called from ``EdgeApp.on_start``); a model
+  that fails to load or a Redis that stays down past the retries raises, and the worker
+  does not start.
+- ``publish`` returns the delivery future; callers ``deliver`` all of a batch's futures
+  before acknowledging its input offsets (at-least-once: nothing is acked before it is on
+  the broker).
+- ``with_retries`` retries a ``DependencyError`` with exponential backoff, a bounded number
+  of times; after that ``fatal`` marks readiness failed, records the error for
+  ``run_edge_worker`` and stops the worker WITHOUT acknowledging the batch in flight
+  (DESIGN §7: never let an exception escape an agent — faust would skip the offset).
+Failure modes: ``ModelLoadError`` and ``StateStoreError`` from ``start``; ``PublishError``
+from ``deliver``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import warnings
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaError
+
+from streams.deadletter import dead_letter_headers, merge_headers, poison_reason
+from streams.edge_metrics import EdgeMetrics
+from streams.errors import DependencyError
+from streams.health import HealthServer
+from streams.settings import Settings
+from streams.topics import aiokafka_security, service_topics
+
+if TYPE_CHECKING:
+    import faust
+    from redis.asyncio import Redis
+
+    from models.runtime import EdgeModel, Switcher
+    from streams.edge_inference import InboundMessage
+    from streams.events import EventTracker
+    from streams.state import PendingOffloads
+
+__all__ = ["REDIS_TIMEOUT_S", "RETRY_ATTEMPTS", "EdgeRuntime", "PublishError"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Attempts (with exponential backoff from 0.1 s: ~3 s in total) before a dependency
+#: failure becomes fatal for the worker.
+RETRY_ATTEMPTS = 5
+_RETRY_BASE_S = 0.1
+#: Seconds before a Redis call is considered failed.
+REDIS_TIMEOUT_S = 5.0
+Headers = list[tuple[str, bytes]]
+
+
+def _inference_executor() -> ThreadPoolExecutor:
+    # One thread: onnxruntime sessions are used from one thread at a time, and the
+    # intra-op threads (settings.inference_threads) are the only parallelism we want.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-inference")
+
+
+class PublishError(DependencyError):
+    """Raised by ``EdgeRuntime.deliver`` when Kafka did not acknowledge a produced record
+    (after aiokafka's own idempotent retries). Operator: check broker health and ISR; the
+    worker restarts and replays the unacknowledged input."""
+
+
+class EdgeRuntime:
+    """Shared run-time state of one edge worker process (see module docstring)."""
+
+    def __init__(self, settings: Settings, app: faust.App) -> None:
+        self.settings = settings
+        self.app = app
+        self.executor = _inference_executor()
+        self.edge: EdgeModel | None = None
+        self.switcher: Switcher | None = None
+        self.threshold = 1.0
+        self.model_versions: dict[str, str] = {}
+        self.redis: Redis | None = None
+        self.pending: PendingOffloads | None = None
+        self.tracker: EventTracker | None = None
+        self.health = HealthServer(
+            {"kafka": self._kafka_ready, "redis": self._redis_ready, "models": self._models_ready},
+            settings.http_host,
+            settings.edge_http_port,
+        )
+        self.metrics = EdgeMetrics()
+        self.fatal_error: BaseException | None = None
+        self._worker: faust.Worker | None = None
+        self._kafka_probe: AIOKafkaClient | None = None
+        self._started = False
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def attach_worker(self, worker: faust.Worker) -> None:
+        """Let ``fatal`` record its error on the worker so the process exits non-zero."""
+        self._worker = worker
+
+    async def start(self) -> None:
+        """Load models, connect Redis, start the health server (idempotent)."""
+        if self._started:
+            return
+        if getattr(self.executor, "_shutdown", False):  # restarted after stop()
+            self.executor = _inference_executor()
+        self.metrics.preinitialize()
+        try:
+            await self.health.start()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.executor, self._load_models)
+            await self._connect_state()
+        except Exception as exc:
+            # Recorded so run_edge_worker reports the cause; the worker does not start.
+            self.fatal_error = exc
+            self.health.mark_unready(f"start-up failed: {type(exc).__name__}")
+            log.critical("edge_runtime_start_failed", extra={"error": repr(exc)}, exc_info=exc)
+            raise
+        self._started = True
+        log.info(
+            "edge_runtime_started",
+            extra={
+                "threshold": self.threshold,
+                "model_versions": self.model_versions,
+                "health_port": self.health.port,
+            },
+        )
+
+    async def stop(self) -> None:
+        """Release clients and threads; safe to call more than once."""
+        self.health.mark_unready("stopping")
+        await self.health.stop()
+        probe, self._kafka_probe = self._kafka_probe, None
+        if probe is not None:
+            await probe.close()
+        client, self.redis = self.redis, None
+        if client is not None:
+            await client.aclose()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self._started = False
+
+    def _load_models(self) -> None:
+        from models.runtime import EdgeModel, Switcher
+
+        threads = self.settings.inference_threads
+        self.edge = EdgeModel.load(self.settings.edge_model_path, threads=threads)
+        self.switcher = Switcher.load(self.settings.switcher_model_path, threads=threads)
+        configured = self.settings.switcher_threshold
+        self.threshold = self.switcher.threshold if configured is None else configured
+        self.model_versions = {
+            "edge": f"{self.edge.meta.name}@{self.edge.meta.version}",
+            "switcher": f"{self.switcher.meta.name}@{self.switcher.meta.version}",
+        }
+
+    async def _connect_state(self) -> None:
+        from redis.asyncio import Redis
+
+        from streams.events import EventTracker
+        from streams.state import PendingOffloads
+
+        # Timeouts turn a hung Redis into StateStoreError (retried, then fatal), not a stall.
+        self.redis = Redis.from_url(
+            self.settings.redis_url.get_secret_value(),
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        )
+        redis = self.redis
+        await self.with_retries("redis_ping", lambda: self._ping(redis))
+        self.pending = PendingOffloads(redis, prefix=self.settings.redis_prefix)
+        self.tracker = EventTracker(redis, settings=self.settings)
+
+    @staticmethod
+    async def _ping(redis: Redis) -> bool:
+        from redis.exceptions import RedisError
+
+        from streams.errors import StateStoreError
+
+        try:
+            return bool(await redis.ping())
+        except RedisError as exc:
+            raise StateStoreError(f"redis ping failed: {exc}") from exc
+
+    # ---- readiness -------------------------------------------------------------------
+
+    async def _models_ready(self) -> bool:
+        return self.edge is not None and self.switcher is not None
+
+    async def _redis_ready(self) -> bool:
+        return self.redis is not None and await self._ping(self.redis)
+
+    async def _kafka_ready(self) -> bool:
+        """Broker metadata reachable and every service topic present."""
+        if self._kafka_probe is None:
+            probe = AIOKafkaClient(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                client_id=f"{self.settings.edge_group}-readiness",
+                **aiokafka_security(self.settings),
+            )
+            try:
+                await probe.bootstrap()
+            except Exception:
+                await probe.close()
+                raise
+            self._kafka_probe = probe
+        metadata = await self._kafka_probe.fetch_all_metadata()
+        topics = metadata.topics()
+        return bool(metadata.brokers()) and all(t in topics for t in service_topics(self.settings))
+
+    # ---- side effects ----------------------------------------------------------------
+
+    async def publish(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None
+    ) -> Awaitable[Any]:
+        """Queue one record on the idempotent producer; returns its delivery future."""
+        try:
+            return await self.app.producer.send(
+                topic, key=key, value=value, partition=None, timestamp=None, headers=headers
+            )
+        except KafkaError as exc:
+            raise PublishError(f"cannot queue a record for {topic}: {exc!r}") from exc
+
+    async def deliver(self, futures: Iterable[Awaitable[Any]]) -> None:
+        """Wait until every queued record is acknowledged by the broker (acks=all)."""
+        pending = list(futures)
+        if not pending:
+            return
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise PublishError(
+                f"{len(errors)} of {len(pending)} records not delivered: {errors[0]!r}"
+            ) from errors[0]
+
+    async def with_retries(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        """Run ``op``; retry a ``DependencyError`` with backoff ``RETRY_ATTEMPTS`` times."""
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            try:
+                return await op()
+            except DependencyError as exc:
+                if attempt == RETRY_ATTEMPTS:
+                    raise
+                delay = _RETRY_BASE_S * 2 ** (attempt - 1)
+                log.warning(
+                    "dependency_retry",
+                    extra={"op": what, "attempt": attempt, "delay_s": delay, "error": repr(exc)},
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def fatal(self, exc: BaseException, *, where: str) -> None:
+        """Stop the worker because of ``exc``; never returns while the worker runs.
+
+        Readiness turns 503 at once; the error is recorded so ``run_edge_worker`` raises
+        and the process exits non-zero. The caller's batch is NOT acknowledged: the agent
+        waits here until the shutdown cancels it, so the windows are replayed after restart.
+        """
+        if self.fatal_error is None:
+            self.fatal_error = exc
+            self.health.mark_unready(f"fatal in {where}: {type(exc).__name__}")
+            log.critical("worker_fatal", extra={"where": where, "error": repr(exc)}, exc_info=exc)
+            if self._worker is not None:
+                self._worker.crash_reason = exc
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # faust warns about late reconfiguration
+                # Otherwise faust's stop waits for this batch's acks — forever, as the batch
+                # is deliberately never acked; only acked offsets get committed either way.
+                self.app.conf.stream_wait_empty = False
+            # A signal gives the same orderly shutdown as an operator's SIGTERM: consumer
+            # stopped, only acknowledged offsets committed, producer flushed.
+            os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.Event().wait()
+
+    async def dead_letter(
+        self, message: InboundMessage, exc: BaseException, *, worker: str
+    ) -> Awaitable[Any]:
+        """Queue ``message`` unchanged (key, value, its own headers) on the dead-letter topic
+        with ``fallwatch.dlq.*`` headers saying where it came from and why; returns the
+        delivery future."""
+        reason = poison_reason(exc)
+        headers = merge_headers(
+            message.headers,
+            dead_letter_headers(
+                source_topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                error=exc,
+                worker=worker,
+            ),
+        )
+        log.warning(
+            "dead_letter",
+            extra={
+                "worker": worker,
+                "reason": reason,
+                "source_topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "error_class": type(exc).__name__,
+                "error": str(exc)[:200],
+            },
+        )
+        self.metrics.dead_letter(reason)
+        return await self.publish(
+            self.settings.topic_deadletter, message.key, message.value, headers
+        )

@@ -1,0 +1,105 @@
+"""Fallback sweeper: publish the edge's own answer for offloaded windows the cloud missed.
+
+Inputs: due entries of ``PendingOffloads`` (registered by the edge agent before each
+"uncertain" offload request, with the encoded edge-fallback ``result``).
+Outputs: that stored result on the results topic (key = stream id), then the entry removed.
+
+Guarantees: runs as a Faust timer every ``fallback_poll_s`` in every edge worker;
+``PendingOffloads.due`` leases entries atomically (a second worker does not get them while
+the lease runs, and a worker dying mid-publish leaves them to be re-offered), and an entry
+is removed only after the broker acknowledged the result, so a window is never dropped. A
+duplicate publish (lease expiry, replay, cloud answer racing the deadline) is harmless:
+the event logic keeps the first final decision per window (a late cloud "fall" still
+upgrades an edge-fallback "no_fall").
+Failure modes: Redis/Kafka failures past the bounded retries stop the worker (fatal).
+Metrics: fallwatch_fallbacks_total, fallwatch_pending_offloads, end-to-end seconds with
+path="edge-fallback".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import schemas
+from streams.errors import DependencyError
+
+if TYPE_CHECKING:
+    from streams.edge_runtime import EdgeRuntime
+
+__all__ = ["FallbackSweeper", "make_fallback_sweeper"]
+
+log = logging.getLogger(__name__)
+
+#: Upper bound of entries handled per tick, so one tick never holds the loop for long.
+SWEEP_LIMIT = 256
+
+
+class FallbackSweeper:
+    """One sweep = lease due entries → publish their fallback results → remove them."""
+
+    def __init__(self, runtime: EdgeRuntime) -> None:
+        self.rt = runtime
+
+    async def sweep_once(self) -> int:
+        """Publish every due fallback result; return how many were published."""
+        rt = self.rt
+        pending = rt.pending
+        if pending is None:
+            return 0
+        now_ns = time.time_ns()
+        due = await rt.with_retries("pending_due", lambda: pending.due(now_ns, limit=SWEEP_LIMIT))
+        if not due:
+            await self._observe_backlog()
+            return 0
+        futures: list[Awaitable[Any]] = []
+        for entry in due:
+            futures.append(
+                await rt.publish(
+                    rt.settings.topic_results, entry.stream_id.encode(), entry.result_bytes
+                )
+            )
+        await rt.deliver(futures)
+        for entry in due:
+            await rt.with_retries(
+                "pending_remove", partial(pending.remove, entry.stream_id, entry.window_seq)
+            )
+            rt.metrics.fallback(_capture_end_ns(entry.result_bytes))
+        log.info("fallbacks_published", extra={"count": len(due)})
+        await self._observe_backlog()
+        return len(due)
+
+    async def _observe_backlog(self) -> None:
+        pending = self.rt.pending
+        if pending is not None:
+            self.rt.metrics.pending_offloads(
+                await self.rt.with_retries("pending_count", pending.count)
+            )
+
+
+def _capture_end_ns(result_bytes: bytes) -> int | None:
+    """Capture end of a stored fallback result, for the end-to-end metric (None if unreadable)."""
+    try:
+        return int(schemas.decode("result", result_bytes)["capture_end_ns"])
+    except schemas.SchemaError:
+        return None
+
+
+def make_fallback_sweeper(runtime: EdgeRuntime) -> Callable[[], Awaitable[None]]:
+    """The Faust timer function (no arguments) bound to ``runtime``."""
+    sweeper = FallbackSweeper(runtime)
+
+    async def fallback_sweeper() -> None:
+        if runtime.fatal_error is not None:
+            return
+        try:
+            await sweeper.sweep_once()
+        except DependencyError as exc:
+            await runtime.fatal(exc, where="fallback_sweeper")
+        except Exception:  # a timer must keep ticking; the entries stay due and are retried
+            log.exception("fallback_sweep_failed")
+
+    return fallback_sweeper

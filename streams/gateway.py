@@ -1,0 +1,465 @@
+"""Reference camera gateway: video file / RTSP / synthetic scene → frame windows → Kafka.
+
+Inputs: a video source read with PyAV (a file path, or an `rtsp://`/`http(s)://` URL read
+live), or `--synthetic` (a `models.synth.render_sequence` scene with falls at random
+moments); a stream id; fps, window and stride (defaults from the settings).
+Outputs: `frame_window` records (schemas v1) on the frames topic, keyed by stream id,
+one per stride: frames resampled to `fps` (nearest frame), resized to
+`gateway_width x gateway_height`, cut with `models.windows.cut_windows` semantics from a
+rolling buffer (`streams.live_windows`) and encoded by `streams.video.encode_window`.
+Window seqs count up from `start_seq`. With `--synthetic --truth PATH` the staged falls
+are written as JSON lines (`streams.live_windows.FallTruthRecorder` format).
+
+Capture timestamps: `capture_end_ns` is the wall clock when the window's last frame was
+available (`capture_start_ns = capture_end_ns - window`). Files and synthetic scenes are
+paced in real time by default (stream time 0 = start); `paced=False` publishes as fast
+as possible with "now" stamps. Live URLs are never paced (they arrive in real time).
+
+Guarantees: the producer (kafka-python: the gateway is a plain blocking loop, no event
+loop needed) is configured acks=all with idempotence explicitly, so a broker retry never
+duplicates or reorders a camera's windows; a full producer buffer blocks the loop
+(backpressure, never dropped windows); `run` flushes before returning; a stop request
+(SIGTERM in the CLI) ends the run after the current window.
+Failure modes: `GatewayError` when the source cannot be opened/decoded or Kafka refuses
+a publish (delivery errors surface on the next publish or at flush); a window whose
+encoding exceeds `max_window_bytes` is skipped and counted (`windows_oversize`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+import schemas
+from streams.errors import FallwatchError
+from streams.live_windows import (
+    FallTruthRecorder,
+    NearestFrameResampler,
+    RollingWindower,
+    StagedFallSpec,
+    WindowPacer,
+)
+from streams.settings import Settings
+
+__all__ = [
+    "GatewayError",
+    "GatewayOptions",
+    "GatewayStats",
+    "KafkaWindowSink",
+    "WindowSink",
+    "build_frame_window",
+    "is_live_source",
+    "run_gateway",
+    "synthetic_source",
+    "video_source",
+]
+
+log = logging.getLogger(__name__)
+
+Frame = NDArray[np.uint8]
+FrameSource = Iterable[tuple[Frame, float]]
+_NS = 1_000_000_000
+_LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+class GatewayError(FallwatchError):
+    """Raised by the gateway when its video source cannot be opened or decoded, or Kafka
+    rejects a window after the producer's retries. Operator: check the source URL/file and
+    the broker; the gateway exits non-zero and can simply be restarted (seqs restart from
+    `--start-seq`, so pass the next seq, or use a new stream id, to avoid collisions)."""
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    """What one gateway run does (CLI flags over settings defaults)."""
+
+    stream_id: str
+    fps: float
+    window_s: float
+    stride_s: float
+    width: int
+    height: int
+    codec: str
+    max_window_bytes: int
+    source: str | None = None
+    paced: bool = True
+    loop: bool = False
+    start_seq: int = 0
+    synthetic: bool = False
+    seed: int = 0
+    duration_s: float = 60.0
+    falls: int = 1
+    truth_path: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> GatewayOptions:
+        """Defaults from the settings; `None` overrides are ignored."""
+        base: dict[str, Any] = {
+            "fps": settings.gateway_fps,
+            "window_s": settings.gateway_window_s,
+            "stride_s": settings.gateway_stride_s,
+            "width": settings.gateway_width,
+            "height": settings.gateway_height,
+            "codec": settings.gateway_codec,
+            "max_window_bytes": settings.max_window_bytes,
+        }
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+
+@dataclass
+class GatewayStats:
+    """What a run published (the demo reads `published` and `truth`)."""
+
+    windows: int = 0
+    bytes: int = 0
+    windows_oversize: int = 0
+    published: list[tuple[int, int]] = field(default_factory=list)  # (seq, capture_end_ns)
+    truth: list[dict[str, Any]] = field(default_factory=list)
+
+
+class WindowSink(Protocol):
+    """Where encoded windows go (Kafka in production, a list in unit tests)."""
+
+    def publish(self, key: bytes, value: bytes) -> None: ...
+
+    def flush(self, timeout_s: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def is_live_source(source: str) -> bool:
+    """True for network URLs (read in real time, stamped on arrival, never paced)."""
+    return source.lower().startswith(_LIVE_SCHEMES)
+
+
+def _to_rgb(frame: Any, width: int, height: int) -> Frame:
+    return np.asarray(frame.to_ndarray(format="rgb24", width=width, height=height))
+
+
+def resize_rgb(frame: Frame, width: int, height: int) -> Frame:
+    """Resize one RGB uint8 frame with libswscale (PyAV); no-op when already that size."""
+    if frame.shape[0] == height and frame.shape[1] == width:
+        return frame
+    import av
+
+    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+    return _to_rgb(vf, width, height)
+
+
+def video_source(
+    source: str, width: int, height: int, *, loop: bool = False, open_timeout_s: float = 10.0
+) -> Iterator[tuple[Frame, float]]:
+    """Decode `source` with PyAV: `(rgb frame [H,W,3] resized, time in seconds)`.
+
+    Files use presentation times (continuing across loops); live URLs use arrival time.
+    """
+    import av
+
+    live = is_live_source(source)
+    options = {"rtsp_transport": "tcp"} if source.lower().startswith("rtsp") else {}
+    offset = 0.0
+    while True:
+        last_t = -1.0
+        period = 0.0
+        try:
+            with av.open(source, options=options, timeout=open_timeout_s) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+                period = 1.0 / rate
+                for i, frame in enumerate(container.decode(stream)):
+                    if live:
+                        t = time.monotonic()
+                    else:
+                        t = offset + (frame.time if frame.time is not None else i * period)
+                    if t <= last_t:  # broken timestamps: keep time strictly increasing
+                        t = last_t + period
+                    last_t = t
+                    yield _to_rgb(frame, width, height), t
+        except (av.error.FFmpegError, OSError) as exc:
+            raise GatewayError(f"cannot read video source {source!r}: {exc}") from exc
+        if not loop or live or last_t < 0:
+            return
+        offset = last_t + period
+
+
+def synthetic_source(
+    seed: int, duration_s: float, n_falls: int, width: int, height: int, fps: float = 8.0
+) -> tuple[Frame, float, list[StagedFallSpec]]:
+    """Render a demo scene: `(frames [T,H,W,3], fps, staged falls in clip time)`."""
+    from models.synth import render_sequence
+
+    frames, falls = render_sequence(
+        seed,
+        duration_s=duration_s,
+        n_falls=n_falls,
+        preset="demo",
+        width=width,
+        height=height,
+        fps=fps,
+    )
+    specs = [StagedFallSpec(float(f.start_s), float(f.end_s)) for f in falls]
+    return frames, fps, specs
+
+
+def array_source(frames: Frame, fps: float, *, loop: bool = False) -> Iterator[tuple[Frame, float]]:
+    """Frames of an in-memory clip with times `i / fps` (repeating when `loop`)."""
+    offset = 0.0
+    while True:
+        for i, frame in enumerate(frames):
+            yield frame, offset + i / fps
+        if not loop:
+            return
+        offset += len(frames) / fps
+
+
+def build_frame_window(
+    options: GatewayOptions, seq: int, frames: Frame, capture_end_ns: int, payload: bytes
+) -> dict[str, Any]:
+    """The frame_window v1 record for one encoded window."""
+    return {
+        "stream_id": options.stream_id,
+        "window_seq": seq,
+        "capture_start_ns": capture_end_ns - round(options.window_s * _NS),
+        "capture_end_ns": capture_end_ns,
+        "fps": float(options.fps),
+        "width": int(frames.shape[2]),
+        "height": int(frames.shape[1]),
+        "frame_count": int(frames.shape[0]),
+        "codec": options.codec,
+        "payload": payload,
+    }
+
+
+def default_encoder(options: GatewayOptions) -> Callable[[Frame], bytes]:
+    from streams.video import encode_window
+
+    def encode(frames: Frame) -> bytes:
+        return encode_window(frames, fps=options.fps, codec=options.codec)
+
+    return encode
+
+
+class Gateway:
+    """Turns a frame source into published windows (pure orchestration; sink injected)."""
+
+    def __init__(
+        self,
+        options: GatewayOptions,
+        sink: WindowSink,
+        *,
+        encoder: Callable[[Frame], bytes] | None = None,
+        pacer: WindowPacer | None = None,
+        on_window: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.options = options
+        self._sink = sink
+        self._encode = encoder or default_encoder(options)
+        self._pacer = pacer
+        self._on_window = on_window
+
+    def run(
+        self,
+        source: FrameSource,
+        *,
+        falls: Sequence[StagedFallSpec] = (),
+        loop_period_s: float | None = None,
+        live: bool = False,
+        stop: threading.Event | None = None,
+        truth_out: IO[str] | None = None,
+        end_s: float | None = None,
+    ) -> GatewayStats:
+        """Publish windows until the source ends or `stop` is set; flush; return stats.
+
+        `falls` are in clip time; with `loop_period_s` they repeat every loop. `end_s`
+        (stream time at which a finite source ends) lets the last frames complete a
+        window exactly as `cut_windows` would.
+        """
+        from models.windows import window_label
+
+        opts = self.options
+        stop = stop or threading.Event()
+        pacer = self._pacer or WindowPacer(paced=opts.paced and not live)
+        resampler = NearestFrameResampler(opts.fps)
+        windower = RollingWindower(fps=opts.fps, window_s=opts.window_s, stride_s=opts.stride_s)
+        truth = FallTruthRecorder(opts.stream_id, falls, window_label, window_s=opts.window_s)
+        loops_added = 0
+        stats = GatewayStats()
+        key = opts.stream_id.encode("utf-8")
+        pacer.start()
+
+        def emit_truth(stream_time_s: float, final: bool = False) -> None:
+            for doc in truth.completed(stream_time_s, final=final):
+                stats.truth.append(doc)
+                if truth_out is not None:
+                    truth_out.write(json.dumps(doc) + "\n")
+                    truth_out.flush()
+
+        def handle(idx: int, grid_frame: Frame) -> None:
+            nonlocal loops_added
+            for win in windower.push(idx, grid_frame):
+                if loop_period_s and falls:
+                    # Stage the next loop's falls before its windows arrive.
+                    while (loops_added + 1) * loop_period_s <= win.end_s + opts.window_s:
+                        loops_added += 1
+                        shift = loops_added * loop_period_s
+                        truth.add_falls(
+                            [StagedFallSpec(f.start_s + shift, f.end_s + shift) for f in falls]
+                        )
+                capture_end = pacer.capture_end_ns(win.end_s, stop.is_set)
+                if stop.is_set():
+                    return
+                seq = opts.start_seq + win.k
+                self._publish(seq, win.frames, capture_end, key, stats)
+                truth.observe(seq, win.start_s, win.end_s, capture_end)
+                emit_truth(win.end_s)
+
+        for frame, t in source:
+            if stop.is_set():
+                break
+            for idx, grid_frame in resampler.push(frame, t):
+                handle(idx, grid_frame)
+        if not stop.is_set():
+            for idx, grid_frame in resampler.finish(end_s):
+                handle(idx, grid_frame)
+        emit_truth(0.0, final=True)
+        self._sink.flush(30.0)
+        return stats
+
+    def _publish(
+        self, seq: int, frames: Frame, capture_end_ns: int, key: bytes, stats: GatewayStats
+    ) -> None:
+        payload = self._encode(frames)
+        record = build_frame_window(self.options, seq, frames, capture_end_ns, payload)
+        try:
+            value = schemas.encode("frame_window", record, max_bytes=self.options.max_window_bytes)
+        except schemas.RecordTooLargeError:
+            stats.windows_oversize += 1
+            log.warning(
+                "window_oversize",
+                extra={"stream_id": self.options.stream_id, "seq": seq, "bytes": len(payload)},
+            )
+            return
+        self._sink.publish(key, value)
+        stats.windows += 1
+        stats.bytes += len(value)
+        stats.published.append((seq, capture_end_ns))
+        if self._on_window is not None:
+            self._on_window(seq, capture_end_ns)
+        log.debug("window_published", extra={"stream_id": self.options.stream_id, "seq": seq})
+
+
+class KafkaWindowSink:
+    """kafka-python producer with acks=all + idempotence, one topic, delivery errors kept."""
+
+    def __init__(self, settings: Settings, topic: str, *, client_id: str = "fallwatch-gateway"):
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        from streams.topics import kafka_python_security, max_message_bytes
+
+        self._topic = topic
+        self._error: BaseException | None = None
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                client_id=client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                max_request_size=max_message_bytes(settings),
+                **kafka_python_security(settings),
+            )
+        except KafkaError as exc:
+            raise GatewayError(f"cannot connect to Kafka at {settings.kafka_bootstrap}") from exc
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+            log.error("window_delivery_failed", extra={"error": repr(exc)})
+
+    def publish(self, key: bytes, value: bytes) -> None:
+        from kafka.errors import KafkaError
+
+        if self._error is not None:
+            raise GatewayError("a window could not be delivered") from self._error
+        try:
+            self._producer.send(self._topic, key=key, value=value).add_errback(self._failed)
+        except KafkaError as exc:
+            raise GatewayError("cannot publish window") from exc
+
+    def flush(self, timeout_s: float) -> None:
+        from kafka.errors import KafkaError
+
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaError as exc:
+            raise GatewayError("flushing windows failed") from exc
+        if self._error is not None:
+            raise GatewayError("a window could not be delivered") from self._error
+
+    def close(self) -> None:
+        self._producer.close(timeout=10)
+
+
+def run_gateway(
+    settings: Settings,
+    options: GatewayOptions,
+    *,
+    stop: threading.Event | None = None,
+    sink: WindowSink | None = None,
+    on_window: Callable[[int, int], None] | None = None,
+) -> GatewayStats:
+    """Open the source, publish until it ends (or forever with `loop`/live) or `stop`."""
+    own_sink = sink is None
+    sink = sink or KafkaWindowSink(
+        settings, settings.topic_frames, client_id=f"fallwatch-gateway-{options.stream_id}"
+    )
+    truth_file = options.truth_path.open("a", encoding="utf-8") if options.truth_path else None
+    try:
+        gateway = Gateway(options, sink, on_window=on_window)
+        if options.synthetic:
+            frames, fps, falls = synthetic_source(
+                options.seed,
+                options.duration_s,
+                options.falls,
+                options.width,
+                options.height,
+                options.fps,
+            )
+            period = len(frames) / fps if options.loop else None
+            log.info(
+                "gateway_synthetic_ready",
+                extra={"stream_id": options.stream_id, "frames": len(frames), "falls": len(falls)},
+            )
+            return gateway.run(
+                array_source(frames, fps, loop=options.loop),
+                falls=falls,
+                loop_period_s=period,
+                stop=stop,
+                truth_out=truth_file,
+                end_s=None if options.loop else len(frames) / fps,
+            )
+        if not options.source:
+            raise GatewayError("no --source given (or use --synthetic)")
+        return gateway.run(
+            video_source(options.source, options.width, options.height, loop=options.loop),
+            live=is_live_source(options.source),
+            stop=stop,
+            truth_out=truth_file,
+        )
+    finally:
+        if truth_file is not None:
+            truth_file.close()
+        if own_sink:
+            sink.close()

@@ -1,0 +1,444 @@
+"""Integration tests of the cloud worker (streams.cloud_worker) on the real Kafka + Redis.
+
+The worker runs as a subprocess (`python -m streams cloud`, settings from `FALLWATCH_*`)
+on its own topics, consumer group, HTTP port and Redis prefix. Offload requests are
+produced with kafka-python and registered as pending offloads in Redis the way the edge
+does; results and dead letters are read back with kafka-python.
+
+The cloud model is a tiny test-only ONNX model built here: P(fall) is the mean pixel of
+the (grey) window, so a uniform grey window of level v gives p = v/255 and the expected
+label of every window is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from onnx import TensorProto, helper
+
+import schemas
+from models.metadata import InputSpec, ModelMeta, stamp_metadata
+from streams.video import encode_window
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+REPO = Path(__file__).resolve().parents[2]
+FALL_LEVEL, NO_FALL_LEVEL = 242, 13
+
+
+def build_mean_pixel_cloud(path: Path) -> Path:
+    """Cloud model: probs = [1 - p, p] with p = mean of the grey 0..1 input."""
+    x = helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["N", 1, 2, 8, 8])
+    probs = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 2])
+    nodes = [
+        helper.make_node("ReduceMean", ["frames"], ["m"], axes=[1, 2, 3, 4], keepdims=1),
+        helper.make_node("Reshape", ["m", "shape"], ["p"]),
+        helper.make_node("Sub", ["one", "p"], ["q"]),
+        helper.make_node("Concat", ["q", "p"], ["probs"], axis=1),
+    ]
+    inits = [
+        helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1]),
+        helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]),
+    ]
+    graph = helper.make_graph(nodes, "mean_pixel_cloud", [x], [probs], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    meta = ModelMeta(
+        role="cloud",
+        name="test-mean-pixel-cloud",
+        version="1",
+        input=InputSpec(frames=2, height=8, width=8, color="gray"),
+    )
+    stamp_metadata(model, meta)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class CloudSetup:
+    env: dict[str, str]
+    topics: dict[str, str]
+    group: str
+    port: int
+    prefix: str
+    redis_url: str
+    bootstrap: str
+    log_dir: Path
+
+
+@pytest.fixture
+def cloud_setup(
+    tmp_path: Path, topic_factory: Callable[..., str], redis_prefix: str, stack: Any
+) -> CloudSetup:
+    topics = {
+        kind: topic_factory(f"cloud-{kind}", partitions=4)
+        for kind in ("frames", "offload", "results", "alerts", "deadletter")
+    }
+    group = f"test-cloud-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    prefix = redis_prefix.rstrip(":")
+    env = {
+        **os.environ,
+        "FALLWATCH_KAFKA_BOOTSTRAP": stack.bootstrap,
+        "FALLWATCH_REDIS_URL": stack.redis_url,
+        "FALLWATCH_REDIS_PREFIX": prefix,
+        "FALLWATCH_TOPIC_PARTITIONS": "4",
+        "FALLWATCH_CLOUD_GROUP": group,
+        "FALLWATCH_EDGE_GROUP": f"{group}-edge",
+        "FALLWATCH_CLOUD_HTTP_PORT": str(port),
+        "FALLWATCH_CLOUD_MODEL_PATH": str(build_mean_pixel_cloud(tmp_path / "cloud.onnx")),
+        "FALLWATCH_CLOUD_BATCH_MAX": "4",
+        "FALLWATCH_LOG_LEVEL": "INFO",
+        **{f"FALLWATCH_TOPIC_{k.upper()}": v for k, v in topics.items()},
+    }
+    return CloudSetup(env, topics, group, port, prefix, stack.redis_url, stack.bootstrap, tmp_path)
+
+
+class CloudProcess:
+    def __init__(self, setup: CloudSetup, name: str, **env: str) -> None:
+        self.log_path = setup.log_dir / f"{name}.log"
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams", "cloud"],
+                env={**setup.env, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+        self.ready_url = f"http://127.0.0.1:{setup.port}/readyz"
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"cloud worker died:\n{self.log()}"
+            try:
+                with urllib.request.urlopen(self.ready_url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"cloud worker not ready after {timeout_s} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
+
+    def terminate(self, timeout_s: float = 30.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def cloud_processes() -> Iterator[list[CloudProcess]]:
+    procs: list[CloudProcess] = []
+    yield procs
+    for p in procs:
+        if p.proc.poll() is None:
+            p.kill()
+
+
+def offload_request(stream: str, seq: int, level: int, reason: str = "uncertain") -> bytes:
+    frames = np.full((16, 24, 32, 3), level, dtype=np.uint8)
+    now = time.time_ns()
+    window = {
+        "stream_id": stream,
+        "window_seq": seq,
+        "capture_start_ns": now - 2_000_000_000,
+        "capture_end_ns": now,
+        "fps": 8.0,
+        "width": 32,
+        "height": 24,
+        "frame_count": 16,
+        "codec": "h264",
+        "payload": encode_window(frames, fps=8.0, codec="h264"),
+    }
+    return schemas.encode(
+        "offload_request",
+        {
+            "window": window,
+            "edge": {"p_fall": 0.5, "switcher_score": 0.9, "threshold": 0.5, "embedding": None},
+            "reason": reason,
+            "model_versions": {"edge": "test@1"},
+            "offloaded_at_ns": now,
+            "deadline_ns": now + 60_000_000_000,
+        },
+    )
+
+
+def fallback_result(stream: str, seq: int) -> bytes:
+    return schemas.encode(
+        "result",
+        {
+            "stream_id": stream,
+            "window_seq": seq,
+            "capture_start_ns": 0,
+            "capture_end_ns": 1,
+            "p_fall": 0.5,
+            "label": 0,
+            "decided_by": "edge-fallback",
+            "switcher_score": 0.9,
+            "model_versions": {},
+            "latencies_s": {},
+            "produced_at_ns": 2,
+            "snapshot_jpeg": None,
+        },
+    )
+
+
+def pending_op(setup: CloudSetup, op: str, keys: list[tuple[str, int]] | None = None) -> int:
+    """Run a PendingOffloads operation ("add" for `keys`, or "count") on a fresh client."""
+    from redis.asyncio import Redis
+
+    from streams.state import PendingOffloads
+
+    async def run() -> int:
+        redis = Redis.from_url(setup.redis_url)
+        try:
+            pending = PendingOffloads(redis, prefix=setup.prefix)
+            if op == "add":
+                deadline = time.time_ns() + 600_000_000_000  # the sweeper must not fire
+                for stream, seq in keys or []:
+                    await pending.add(stream, seq, deadline, fallback_result(stream, seq))
+            return int(await pending.count())
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(run())
+
+
+def produce(
+    setup: CloudSetup, items: list[tuple[str, int, int, str]], extra: Sequence[bytes] = ()
+) -> dict[tuple[int, int], tuple[str, int]]:
+    """Produce offload requests; return {(partition, offset): (stream, seq)}."""
+    producer = KafkaProducer(bootstrap_servers=setup.bootstrap, acks="all", linger_ms=5)
+    try:
+        futures = [
+            (
+                producer.send(
+                    setup.topics["offload"], key=s.encode(), value=offload_request(s, q, lv, r)
+                ),
+                (s, q),
+            )
+            for s, q, lv, r in items
+        ]
+        for value in extra:
+            producer.send(setup.topics["offload"], key=b"junk", value=value)
+        producer.flush(30)
+        out = {}
+        for fut, key in futures:
+            meta = fut.get(timeout=30)
+            out[(meta.partition, meta.offset)] = key
+        return out
+    finally:
+        producer.close(10)
+
+
+def read_all(
+    setup: CloudSetup,
+    kind: str,
+    quiet_s: float = 2.0,
+    timeout_s: float = 60.0,
+    until: Callable[[list[Any]], bool] | None = None,
+) -> list[Any]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=setup.bootstrap, group_id=None, enable_auto_commit=False
+    )
+    try:
+        topic = setup.topics[kind]
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        last = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=250)
+            for recs in batch.values():
+                records += recs
+                last = time.monotonic()
+            if until is not None and until(records):
+                break
+            if until is None and time.monotonic() - last > quiet_s:
+                break
+        return records
+    finally:
+        consumer.close()
+
+
+def committed(setup: CloudSetup) -> dict[int, int]:
+    admin = KafkaAdminClient(bootstrap_servers=setup.bootstrap)
+    try:
+        # kafka-python 3.x renamed list_consumer_group_offsets; returns {group: {tp: meta}}.
+        offsets = admin.list_group_offsets(setup.group)[setup.group]
+    finally:
+        admin.close()
+    return {
+        tp.partition: meta.offset
+        for tp, meta in offsets.items()
+        if tp.topic == setup.topics["offload"]
+    }
+
+
+def end_offsets(setup: CloudSetup) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=setup.bootstrap, group_id=None)
+    try:
+        topic = setup.topics["offload"]
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def decoded_results(records: list[Any]) -> list[dict[str, Any]]:
+    return [schemas.decode("result", r.value) for r in records]
+
+
+def test_uncertain_requests_get_cloud_results_and_bad_ones_are_dead_lettered(
+    cloud_setup: CloudSetup, cloud_processes: list[CloudProcess]
+) -> None:
+    items = [("camA", q, FALL_LEVEL if q % 2 else NO_FALL_LEVEL, "uncertain") for q in range(6)]
+    items += [("camB", 0, FALL_LEVEL, "audit"), ("camB", 1, NO_FALL_LEVEL, "audit")]
+    uncertain = [(s, q) for s, q, _, r in items if r == "uncertain"]
+    assert pending_op(cloud_setup, "add", uncertain) == len(uncertain)
+    produce(cloud_setup, items, extra=[b"\x00\x00\x00\x00\x02not avro at all"])
+
+    worker = CloudProcess(cloud_setup, "worker")
+    cloud_processes.append(worker)
+    worker.wait_ready()
+    results = decoded_results(
+        read_all(cloud_setup, "results", until=lambda recs: len(recs) >= len(uncertain))
+    )
+    assert sorted((r["stream_id"], r["window_seq"]) for r in results) == sorted(uncertain)
+    for r in results:
+        assert r["decided_by"] == "cloud"
+        assert r["label"] == r["window_seq"] % 2  # odd seqs were rendered as falls
+        assert r["model_versions"]["cloud"].startswith("test-mean-pixel-cloud")
+        assert (r["snapshot_jpeg"] is not None) == (r["label"] == 1)
+    dead = read_all(cloud_setup, "deadletter", until=lambda recs: len(recs) >= 1)
+    assert [d.value for d in dead] == [b"\x00\x00\x00\x00\x02not avro at all"]
+    headers = {k: v for k, v in dead[0].headers}
+    assert headers["fallwatch.dlq.source_topic"] == cloud_setup.topics["offload"].encode()
+
+    deadline = time.monotonic() + 20
+    while pending_op(cloud_setup, "count") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pending_op(cloud_setup, "count") == 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{cloud_setup.port}/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    assert f'fallwatch_results_total{{decided_by="cloud"}} {float(len(uncertain))}' in metrics
+    assert 'fallwatch_audit_agreement_total{agree="true"}' in metrics
+    assert worker.terminate() == 0, worker.log()
+    assert committed(cloud_setup) == {p: o for p, o in end_offsets(cloud_setup).items() if o}
+    # Audit requests produced no result, even after everything was committed.
+    assert len(read_all(cloud_setup, "results")) == len(uncertain)
+
+
+def test_killed_worker_loses_no_window_and_commits_only_delivered_results(
+    cloud_setup: CloudSetup, cloud_processes: list[CloudProcess]
+) -> None:
+    items = [
+        (f"cam{i % 4}", i // 4, FALL_LEVEL if i % 3 == 0 else NO_FALL_LEVEL, "uncertain")
+        for i in range(240)
+    ]
+    windows = {(s, q) for s, q, _, _ in items}
+    pending_op(cloud_setup, "add", sorted(windows))
+    where = produce(cloud_setup, items)
+
+    first = CloudProcess(cloud_setup, "first", FALLWATCH_CLOUD_BATCH_MAX="1")
+    cloud_processes.append(first)
+    first.wait_ready()
+    read_all(cloud_setup, "results", until=lambda recs: len(recs) >= 20)
+    first.kill()  # SIGKILL mid-way: no chance to finish the batch or commit
+
+    seen = {
+        (r["stream_id"], r["window_seq"]) for r in decoded_results(read_all(cloud_setup, "results"))
+    }
+    assert len(seen) < len(windows), "worker finished before the kill; make the run longer"
+    # Every offload record below a committed offset already has its result on the topic.
+    for partition, offset in committed(cloud_setup).items():
+        covered = {key for (p, o), key in where.items() if p == partition and o < offset}
+        assert covered <= seen, f"partition {partition}: committed past undelivered results"
+
+    second = CloudProcess(cloud_setup, "second")
+    cloud_processes.append(second)
+    second.wait_ready(timeout_s=90)
+    results = decoded_results(
+        read_all(
+            cloud_setup,
+            "results",
+            timeout_s=120,
+            until=lambda recs: (
+                {(r["stream_id"], r["window_seq"]) for r in decoded_results(recs)} >= windows
+            ),
+        )
+    )
+    assert {(r["stream_id"], r["window_seq"]) for r in results} == windows  # no window lost
+    expected_labels = {(s, q): int(lv == FALL_LEVEL) for s, q, lv, _ in items}
+    assert all(r["label"] == expected_labels[(r["stream_id"], r["window_seq"])] for r in results)
+    deadline = time.monotonic() + 20
+    while pending_op(cloud_setup, "count") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pending_op(cloud_setup, "count") == 0
+    assert second.terminate() == 0, second.log()
+    assert committed(cloud_setup) == {p: o for p, o in end_offsets(cloud_setup).items() if o}
+
+
+def test_second_worker_shares_the_group_and_takes_over_after_a_graceful_stop(
+    cloud_setup: CloudSetup, cloud_processes: list[CloudProcess]
+) -> None:
+    items = [(f"cam{i % 4}", i // 4, NO_FALL_LEVEL, "uncertain") for i in range(160)]
+    windows = {(s, q) for s, q, _, _ in items}
+    pending_op(cloud_setup, "add", sorted(windows))
+
+    a = CloudProcess(cloud_setup, "a", FALLWATCH_CLOUD_BATCH_MAX="1")
+    cloud_processes.append(a)
+    a.wait_ready()
+    b = CloudProcess(
+        cloud_setup, "b", FALLWATCH_CLOUD_BATCH_MAX="1", FALLWATCH_CLOUD_HTTP_PORT=str(free_port())
+    )
+    cloud_processes.append(b)
+    time.sleep(3)  # let b join: partitions are split between a and b
+    produce(cloud_setup, items)
+    read_all(cloud_setup, "results", until=lambda recs: len(recs) >= 20)
+    assert a.terminate() == 0, a.log()  # rebalance while b is mid-batch
+    results = decoded_results(
+        read_all(
+            cloud_setup,
+            "results",
+            timeout_s=120,
+            until=lambda recs: (
+                {(r["stream_id"], r["window_seq"]) for r in decoded_results(recs)} >= windows
+            ),
+        )
+    )
+    assert {(r["stream_id"], r["window_seq"]) for r in results} == windows
+    assert b.proc.poll() is None, b.log()
+    assert b.terminate() == 0, b.log()
+    assert committed(cloud_setup) == {p: o for p, o in end_offsets(cloud_setup).items() if o}
+    assert pending_op(cloud_setup, "count") == 0

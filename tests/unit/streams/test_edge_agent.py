@@ -1,0 +1,189 @@
+"""Unit tests of the edge agent's pure part: decode → infer → route → snapshot (no Kafka)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, cast
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import schemas
+from models.errors import InferenceError, WindowError
+from models.runtime import EdgeModel, Switcher
+from streams.edge_agent import batch_wait_s
+from streams.edge_inference import (
+    InboundMessage,
+    compute_batch,
+    decode_frame_message,
+    make_snapshot_jpeg,
+)
+from streams.errors import (
+    MessageSchemaError,
+    MessageTooLargeError,
+    WindowDecodeError,
+    WindowDimensionsError,
+)
+from streams.settings import Settings
+from tests.onnx_test_models import (
+    CONFIDENT_FALL,
+    CONFIDENT_NO_FALL,
+    UNCERTAIN_FALL,
+    build_margin_switcher,
+    build_mean_pixel_edge,
+    grey_window_record,
+)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[EdgeModel, Switcher]:
+    folder = tmp_path_factory.mktemp("models")
+    edge = EdgeModel.load(build_mean_pixel_edge(folder / "edge.onnx"))
+    switcher = Switcher.load(build_margin_switcher(folder / "switcher.onnx"))
+    return edge, switcher
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(audit_rate=0.0, snapshot_max_bytes=20_000, max_window_bytes=200_000)
+
+
+def message(value: bytes | None, offset: int = 0) -> InboundMessage:
+    return InboundMessage(
+        topic="frames", partition=1, offset=offset, key=b"cam", value=value, headers=[]
+    )
+
+
+def window_message(seq: int, level: int, **changes: Any) -> InboundMessage:
+    record = grey_window_record("cam", seq, level) | changes
+    return message(schemas.encode("frame_window", record, max_bytes=10**7), offset=seq)
+
+
+def test_batch_routes_each_window_and_isolates_poison(
+    models: tuple[EdgeModel, Switcher], settings: Settings
+) -> None:
+    edge, switcher = models
+    batch = [
+        window_message(0, CONFIDENT_FALL),
+        message(b"not avro at all", offset=1),
+        window_message(2, CONFIDENT_NO_FALL),
+        window_message(3, 10, width=5000, height=5000),
+        window_message(4, UNCERTAIN_FALL),
+        message(None, offset=5),
+    ]
+    out = compute_batch(batch, edge=edge, switcher=switcher, threshold=0.5, settings=settings)
+
+    routed = {w.record["window_seq"]: w for w in out.routed}
+    assert sorted(routed) == [0, 2, 4]
+    assert (routed[0].decision.path, routed[0].decision.label) == ("edge", 1)
+    assert (routed[2].decision.path, routed[2].decision.label) == ("edge", 0)
+    assert (routed[4].decision.path, routed[4].decision.offload_reason) == ("offload", "uncertain")
+    assert routed[4].decision.label == 1  # the edge's own answer, kept for the fallback
+    assert routed[0].p_fall == pytest.approx(CONFIDENT_FALL / 255, abs=1e-3)
+    assert routed[0].embedding is not None and len(routed[0].embedding) == 1
+    poisoned = {m.offset: type(e) for m, e in out.poisoned}
+    assert poisoned == {1: MessageSchemaError, 3: WindowDimensionsError, 5: MessageSchemaError}
+
+
+def test_snapshot_only_on_falls_and_is_a_jpeg_within_the_cap(
+    models: tuple[EdgeModel, Switcher], settings: Settings
+) -> None:
+    edge, switcher = models
+    out = compute_batch(
+        [window_message(0, CONFIDENT_FALL), window_message(1, CONFIDENT_NO_FALL)],
+        edge=edge,
+        switcher=switcher,
+        threshold=0.5,
+        settings=settings,
+    )
+    by_seq = {w.record["window_seq"]: w for w in out.routed}
+    snapshot = by_seq[0].snapshot_jpeg
+    assert snapshot is not None and len(snapshot) <= settings.snapshot_max_bytes
+    assert Image.open(io.BytesIO(snapshot)).format == "JPEG"
+    assert by_seq[1].snapshot_jpeg is None
+
+
+def test_snapshot_shrinks_a_noisy_frame_to_fit_or_gives_up() -> None:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(4, 240, 320, 3), dtype=np.uint8)
+    small = make_snapshot_jpeg(frames, 3_000)
+    assert small is None or len(small) <= 3_000
+    assert make_snapshot_jpeg(frames, 0) is None
+    big = make_snapshot_jpeg(frames, 500_000)
+    assert big is not None and Image.open(io.BytesIO(big)).size == (320, 240)
+
+
+def test_decode_rejects_oversize_record_before_parsing(settings: Settings) -> None:
+    with pytest.raises(MessageTooLargeError):
+        decode_frame_message(message(b"\x00" * (settings.max_window_bytes + 1)), settings)
+
+
+def test_decode_rejects_a_payload_that_does_not_match_its_header(settings: Settings) -> None:
+    short = window_message(0, 10, payload=b"\x00" * 10)
+    with pytest.raises(WindowDecodeError):
+        decode_frame_message(short, settings)
+
+
+class _FlakyEdge:
+    """Delegates to a real edge model but rejects windows whose mean is below 5."""
+
+    def __init__(self, edge: EdgeModel, error: type[Exception]) -> None:
+        self.edge, self.error = edge, error
+
+    def predict(self, windows: list[np.ndarray]) -> Any:
+        if any(w.mean() < 5 for w in windows):
+            raise self.error("bad window")
+        return self.edge.predict(windows)
+
+
+def test_a_window_the_model_rejects_is_poisoned_and_the_rest_answered(
+    models: tuple[EdgeModel, Switcher], settings: Settings
+) -> None:
+    edge, switcher = models
+    flaky = cast(EdgeModel, _FlakyEdge(edge, WindowError))
+    batch = [window_message(0, CONFIDENT_FALL), window_message(1, 2), window_message(2, 200)]
+    out = compute_batch(batch, edge=flaky, switcher=switcher, threshold=0.5, settings=settings)
+    assert sorted(w.record["window_seq"] for w in out.routed) == [0, 2]
+    assert [(m.offset, type(e)) for m, e in out.poisoned] == [(1, WindowDecodeError)]
+
+
+def test_inference_failing_on_every_window_is_not_blamed_on_the_input(
+    models: tuple[EdgeModel, Switcher], settings: Settings
+) -> None:
+    edge, switcher = models
+    broken = cast(EdgeModel, _FlakyEdge(edge, InferenceError))
+    with pytest.raises(InferenceError):
+        compute_batch(
+            [window_message(0, 1), window_message(1, 2)],
+            edge=broken,
+            switcher=switcher,
+            threshold=0.5,
+            settings=settings,
+        )
+
+
+def test_inbound_message_keeps_headers_and_position() -> None:
+    class _Msg:
+        topic, partition, offset, timestamp = "frames", 3, 42, 1.5
+        key, value = b"cam", b"v"
+        headers = (("trace", b"1"), ("x", b"2"))
+
+    class _Event:
+        message = _Msg()
+
+    got = InboundMessage.from_event(cast(Any, _Event()))
+    assert (got.topic, got.partition, got.offset, got.key, got.value) == (
+        "frames",
+        3,
+        42,
+        b"cam",
+        b"v",
+    )
+    assert got.headers == [("trace", b"1"), ("x", b"2")]
+
+
+def test_zero_batch_wait_never_becomes_faust_wait_forever() -> None:
+    # faust's take(within=0) means "no timeout": a partial batch would wait until full.
+    assert batch_wait_s(Settings(edge_batch_wait_s=0.0)) > 0
+    assert batch_wait_s(Settings(edge_batch_wait_s=0.02)) == 0.02
