@@ -1,0 +1,451 @@
+"""`make models`: rebuild the whole model zoo from scratch and evaluate it.
+
+Run: `python -m models.build_zoo --out models/zoo [--quick] [--heldout-dir data/heldout]`.
+Stages (each timed and printed):
+1. render train clips (preset "train", seeds TRAIN_BASE + i);
+2. train the edge model, export `edge.onnx`;
+3. train the cloud model, export `cloud.onnx`;
+4. render a DISJOINT unlabeled DMD pool (preset "train", seeds POOL_BASE + i)
+   and distil `switcher.onnx` (labels never rendered into the pool);
+5. render a fresh unlabeled pool (seeds FRESH_BASE + i) and check the share of
+   windows the switcher offloads against the target;
+6. render the held-out clip folder (preset "heldout", seeds from HELDOUT_SEED)
+   with the synth helper's `write_dataset` (skipped when it is already there
+   with the same size and seed — it is regenerable by one command);
+7. evaluate all policies on it → `evaluation.json`, `evaluation.png`;
+8. write `MODEL_CARD.md` (architecture, sizes, compute, data, seeds, table,
+   limits, stage timings).
+Guarantees: train, pool, fresh pool and held-out seeds are disjoint ranges and
+the held-out preset differs; nothing is fitted on held-out data (it is only read
+in stage 7). `--quick` runs the same chain at a tiny size (a few minutes).
+Failure modes: any stage's error stops the build with a non-zero exit; files
+already written by earlier stages stay (each .onnx is written atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FULL", "QUICK", "BuildConfig", "build", "main"]
+
+log = logging.getLogger(__name__)
+
+TRAIN_BASE = 1_000_000
+POOL_BASE = 2_000_000
+FRESH_BASE = 3_000_000
+HELDOUT_SEED = 4_000_000
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    train_clips: int = 1000
+    pool_clips: int = 400
+    fresh_pool_clips: int = 100
+    heldout_clips: int = 320
+    edge_epochs: int = 20
+    edge_width: int = 16
+    cloud_epochs: int = 12
+    cloud_width: int = 24
+    cloud_minutes: float = 22.0
+    cloud_keep_negative: float = 0.5  # share of no-fall windows kept for cloud training
+    cloud_static_augment: float = 0.8  # share of cloud windows jittered at render time
+    edge_static_augment: float = 0.7  # same for the edge (per-step torch augmentation is
+    # slower than the edge's own training step on this CPU)
+    cloud_tta_flip: bool = True
+    offload_rate: float = 0.2
+    workers: int = 2
+    train_threads: int = 2
+    seed: int = 0
+    codec: bool = True
+
+
+FULL = BuildConfig()
+QUICK = BuildConfig(
+    train_clips=60, pool_clips=30, fresh_pool_clips=20, heldout_clips=40, edge_epochs=2,
+    cloud_epochs=1, cloud_width=8, cloud_minutes=2.0, cloud_keep_negative=0.5,
+)  # fmt: skip
+
+
+class StageTimer:
+    """Times named stages and prints each as it finishes."""
+
+    def __init__(self) -> None:
+        self.stages: list[tuple[str, float]] = []
+        self.t0 = time.monotonic()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        print(f"[build] >>> {name} (load {os.getloadavg()[0]:.2f})", flush=True)
+        t = time.monotonic()
+        yield
+        secs = time.monotonic() - t
+        self.stages.append((name, secs))
+        print(f"[build] <<< {name}: {secs:.1f}s (total {time.monotonic() - self.t0:.0f}s, "
+              f"load {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
+
+    @property
+    def total(self) -> float:
+        return time.monotonic() - self.t0
+
+
+def _seeds(base: int, n: int) -> list[int]:
+    from models.dataset import clip_seeds
+
+    return clip_seeds(base, n)
+
+
+def _heldout_ready(folder: Path, n: int) -> bool:
+    marker = folder / ".fallwatch-heldout.json"
+    if not marker.exists() or not (folder / "labels.csv").exists():
+        return False
+    info = json.loads(marker.read_text())
+    return bool(info.get("n") == n and info.get("seed") == HELDOUT_SEED)
+
+
+def _write_heldout(folder: Path, cfg: BuildConfig) -> None:
+    from models.synth import write_dataset
+
+    write_dataset(folder, cfg.heldout_clips, HELDOUT_SEED, "heldout", cfg.workers)
+    (folder / ".fallwatch-heldout.json").write_text(
+        json.dumps({"n": cfg.heldout_clips, "seed": HELDOUT_SEED, "preset": "heldout"})
+    )
+
+
+STAGES = ("render", "edge", "cloud", "distill", "fresh", "heldout", "evaluate")
+
+
+def _save_summary(out: Path, summary: dict[str, Any], timer: StageTimer) -> None:
+    summary["stages"] = summary.get("stages_before", []) + [
+        {"stage": n, "seconds": round(s, 1)} for n, s in timer.stages
+    ]
+    summary["total_seconds"] = round(sum(s["seconds"] for s in summary["stages"]), 1)
+    (out / "build_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def _model_info_from_onnx(path: Path) -> dict[str, Any]:
+    """What the model card needs, recovered from a zoo file (when resuming a build)."""
+    import onnx
+
+    from models.metadata import read_metadata
+
+    model = onnx.load(str(path))
+    meta = read_metadata(model)
+    decision = meta.extra_json("decision") or {}
+    n_params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    return {"macs": meta.flops, "params": n_params, "epochs_run": "?", "stopped_early": False,
+            "train_seconds": float("nan"), "val_threshold": decision.get("val_threshold", 0.5),
+            "val_clip_f1": decision.get("val_clip_f1", float("nan")), "sha256": meta.sha256,
+            "width": "?", "tta_flip": meta.name.endswith("cloud"), "history": []}  # fmt: skip
+
+
+def _dmd_info_from_onnx(path: Path) -> dict[str, Any]:
+    from models.runtime import Switcher
+
+    sw = Switcher.load(path)
+    info = sw.meta.extra_json("dmd") or {}
+    return {"pool_windows": info.get("pool_windows", 0),
+            "switcher_train_windows": info.get("fit_windows", 0),
+            "calibration_windows": info.get("calibration_windows", 0),
+            "disagreement_rate": info.get("disagreement_rate", float("nan")),
+            "target_kind": info.get("target", "?"), "threshold": sw.threshold,
+            "target_offload_rate": sw.meta.target_offload_rate,
+            "calibration_offload_rate": float("nan"), "seconds": float("nan"),
+            "n_features": len(sw.features)}  # fmt: skip
+
+
+def build(
+    out: Path, cfg: BuildConfig, heldout_dir: Path, *, progress: bool = True,
+    resume_from: str | None = None, cache_dir: Path | None = None,
+    predictions_out: Path | None = None,
+    keep: tuple[str, ...] = (),
+    note: str = "",
+) -> dict[str, Any]:  # fmt: skip
+    """Run all stages (or those from `resume_from` on); returns the build summary."""
+    from models.model_card import write_model_card
+
+    out.mkdir(parents=True, exist_ok=True)
+    timer = StageTimer()
+    start = STAGES.index(resume_from) if resume_from else 0
+    if start > 0:
+        old = json.loads((out / "build_summary.json").read_text()) if (
+            out / "build_summary.json").exists() else {}  # fmt: skip
+        summary: dict[str, Any] = {**old, "config": asdict(cfg), "resumed_from": resume_from}
+        # Stage "N name" ran before and is not rerun: N - 1 < start, and the train
+        # render (N = 1) is rerun whenever a model is retrained.
+        kept = [
+            s
+            for s in old.get("stages", [])
+            if (int(s["stage"][0]) <= start and not (s["stage"][0] == "1" and start <= 2))
+            or any(s["stage"] == f"{2 if r == 'edge' else 3} train {r}" for r in keep)
+        ]
+        summary["stages_before"] = kept
+        summary.setdefault("models", {})
+        for role in ("edge", "cloud"):
+            if start > STAGES.index(role) or role in keep:
+                # Kept from the previous run: its recorded numbers stay when present.
+                summary["models"].setdefault(role, _model_info_from_onnx(out / f"{role}.onnx"))
+        if "dmd" not in summary and start > STAGES.index("distill"):
+            summary["dmd"] = _dmd_info_from_onnx(out / "switcher.onnx")
+        print(f"[build] resuming from stage {resume_from!r}; earlier stages kept: "
+              f"{[s['stage'] for s in kept]}")  # fmt: skip
+    else:
+        summary = {"config": asdict(cfg), "started_at": _now(), "out": str(out), "models": {}}
+    summary["heldout_dir"] = str(heldout_dir)
+    summary["note"] = note
+    data: dict[str, Any] = {}
+    if start <= STAGES.index("cloud"):
+        with timer.stage("1 render train clips"):
+            data = _render_train(cfg, progress, cache_dir)
+        summary["train_data"] = {
+            role: {"windows": len(d.y), "fall_windows": int(d.y.sum()),
+                   "clips": len(np.unique(d.clip)),
+                   "fall_clips": len(np.unique(d.clip[d.clip_label == 1]))}
+            for role, d in data.items()
+        }  # fmt: skip
+        print(f"[build] train data: {json.dumps(summary['train_data'])}")
+    for role in ("edge", "cloud"):
+        if start <= STAGES.index(role) and role not in keep:
+            with timer.stage(f"{2 if role == 'edge' else 3} train {role}"):
+                summary["models"][role] = _train_role(role, data.pop(role), cfg, out, progress)
+            _save_summary(out, summary, timer)
+        else:
+            data.pop(role, None)
+    if start <= STAGES.index("distill"):
+        with timer.stage("4 render DMD pool + distil switcher"):
+            summary["dmd"] = _distil(cfg, out, progress)
+        _save_summary(out, summary, timer)
+    if start <= STAGES.index("fresh"):
+        with timer.stage("5 fresh-pool offload check"):
+            summary["fresh_pool"] = _fresh_check(cfg, out, progress)
+        _save_summary(out, summary, timer)
+    if start <= STAGES.index("heldout"):
+        with timer.stage("6 render held-out clip folder"):
+            if _heldout_ready(heldout_dir, cfg.heldout_clips):
+                print(f"[build] held-out folder {heldout_dir} already rendered (same n and seed)")
+            else:
+                _write_heldout(heldout_dir, cfg)
+    with timer.stage("7 evaluate on held-out"):
+        from models.evaluate import evaluate_folder
+
+        report = evaluate_folder(heldout_dir, out / "edge.onnx", out / "cloud.onnx",
+                                 out / "switcher.onnx", json_out=out / "evaluation.json",
+                                 plot_out=out / "evaluation.png", progress=progress,
+                                 predictions_out=predictions_out)  # fmt: skip
+    summary["finished_at"] = _now()
+    _save_summary(out, summary, timer)
+    write_model_card(out / "MODEL_CARD.md", summary, report)
+    print("[build] stage timings:")
+    for st in summary["stages"]:
+        print(f"[build]   {st['stage']:<40} {st['seconds']:8.1f}s")
+    print(f"[build] total {summary['total_seconds']:.1f}s ({summary['total_seconds'] / 60:.1f} min)"
+          f"{' (earlier stages from the previous run)' if start else ''}")  # fmt: skip
+    return summary
+
+
+def _render_train(cfg: BuildConfig, progress: bool, cache_dir: Path | None) -> dict[str, Any]:
+    """Render the training windows, or load them from `cache_dir` when rendered before
+    with exactly the same settings (plain .npy arrays, no pickle)."""
+    import hashlib
+
+    from models.dataset import LabeledArrays, synth_windowsets
+    from models.train import default_spec
+
+    specs = {"edge": default_spec("edge"), "cloud": default_spec("cloud")}
+    key_src = json.dumps({"n": cfg.train_clips, "base": TRAIN_BASE, "codec": cfg.codec,
+                          "keep": cfg.cloud_keep_negative, "aug": [cfg.cloud_static_augment,
+                          cfg.edge_static_augment], "specs": [s.to_json() for s in specs.values()]},
+                         sort_keys=True)  # fmt: skip
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    folder = cache_dir / f"train-{key}" if cache_dir else None
+    fields = ("x", "y", "clip", "clip_label")
+    if folder is not None and (folder / "done").exists():
+        print(f"[build] train windows loaded from cache {folder}")
+        return {role: LabeledArrays(*(np.load(folder / f"{role}_{f}.npy", allow_pickle=False)
+                                      for f in fields)) for role in specs}  # fmt: skip
+    data = synth_windowsets(
+        _seeds(TRAIN_BASE, cfg.train_clips), "train", specs, workers=cfg.workers,
+        codec=cfg.codec, keep_negative={"cloud": cfg.cloud_keep_negative},
+        static_augment={"cloud": cfg.cloud_static_augment, "edge": cfg.edge_static_augment},
+        progress=progress,
+    )  # fmt: skip
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for role, d in data.items():
+            for f in fields:
+                np.save(folder / f"{role}_{f}.npy", getattr(d, f), allow_pickle=False)
+        (folder / "key.json").write_text(key_src)
+        (folder / "done").write_text("ok")
+    return data
+
+
+def _train_role(role: str, d: Any, cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
+    import torch
+
+    from models.export import export_video_model
+    from models.metadata import ModelMeta
+    from models.nets import ExportWrapper, count_macs
+    from models.train import TrainConfig, WindowSet, default_spec, train_video_model
+
+    edge = role == "edge"
+    width = cfg.edge_width if edge else cfg.cloud_width
+    tta = False if edge else cfg.cloud_tta_flip
+    spec = default_spec("edge" if edge else "cloud")
+    tcfg = TrainConfig(epochs=cfg.edge_epochs if edge else cfg.cloud_epochs, width=width,
+                       seed=cfg.seed, max_minutes=None if edge else cfg.cloud_minutes,
+                       threads=cfg.train_threads, tta_flip=tta, progress=progress,
+                       batch_size=64 if edge else 32,
+                       augment="light" if edge else "flip",
+                       decision="window_errors" if edge else "clip_f1")  # fmt: skip
+    res = train_video_model("edge" if edge else "cloud", WindowSet(d.x, d.y, d.clip, d.clip_label),
+                            spec, tcfg)  # fmt: skip
+    example = torch.zeros(1, spec.channels, spec.frames, spec.height, spec.width)
+    macs = count_macs(ExportWrapper(res.net, with_embedding=edge, tta_flip=tta), example)
+    meta = ModelMeta(
+        role="edge" if edge else "cloud", name=f"fallwatch-{role}", version=VERSION, input=spec,
+        seed=cfg.seed, trained_at=_now(), flops=macs,
+        extra={"fallwatch.decision": json.dumps(
+            {"val_threshold": res.threshold, "val_clip_f1": res.val_clip_f1,
+             "folded_into_logits": True})},
+    )  # fmt: skip
+    stamped = export_video_model(res.net, meta, out / f"{role}.onnx", with_embedding=edge,
+                                 tta_flip=tta)  # fmt: skip
+    return {
+        "macs": macs, "params": sum(p.numel() for p in res.net.parameters()),
+        "epochs_run": res.epochs_run, "stopped_early": res.stopped_early,
+        "train_seconds": res.seconds, "val_threshold": res.threshold,
+        "val_clip_f1": res.val_clip_f1, "val_window_acc": res.val_window_acc,
+        "sha256": stamped.sha256, "width": width, "tta_flip": tta, "history": res.history,
+    }  # fmt: skip
+
+
+def _distil(cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
+    from models.dataset import synth_pool_windows
+    from models.dmd import distill
+
+    rep = distill(
+        out / "edge.onnx", out / "cloud.onnx",
+        synth_pool_windows(_seeds(POOL_BASE, cfg.pool_clips), "train", workers=cfg.workers,
+                           codec=cfg.codec, progress=progress),
+        out / "switcher.onnx", offload_rate=cfg.offload_rate, seed=cfg.seed,
+        version=VERSION, progress=progress,
+    )  # fmt: skip
+    info = {k: v for k, v in asdict(rep).items() if k not in ("path", "feature_names")}
+    info["n_features"] = len(rep.feature_names)
+    return info
+
+
+def _fresh_check(cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
+    from models.dataset import synth_pool_windows
+    from models.runtime import EdgeModel, Switcher
+
+    edge = EdgeModel.load(out / "edge.onnx")
+    switcher = Switcher.load(out / "switcher.onnx")
+    offloads: list[bool] = []
+    fresh = synth_pool_windows(_seeds(FRESH_BASE, cfg.fresh_pool_clips), "train",
+                               workers=cfg.workers, codec=cfg.codec, progress=progress)  # fmt: skip
+    for w in _chain_flush(fresh, [], 32):
+        offloads.extend(switcher.offload(edge.predict(w)).tolist())
+    achieved = float(np.mean(offloads))
+    print(f"[build] fresh pool: switcher offloads {achieved:.1%} of {len(offloads)} windows "
+          f"(target {cfg.offload_rate:.0%})")  # fmt: skip
+    return {"windows": len(offloads), "offload_rate": achieved, "target": cfg.offload_rate,
+            "within_3_points": abs(achieved - cfg.offload_rate) <= 0.03}  # fmt: skip
+
+
+def _chain_flush(
+    it: Iterator[np.ndarray], buf: list[np.ndarray], size: int
+) -> Iterator[list[np.ndarray]]:
+    for w in it:
+        buf.append(w)
+        if len(buf) >= size:
+            yield list(buf)
+            buf.clear()
+    if buf:
+        yield list(buf)
+        buf.clear()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.build_zoo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--out", type=Path, default=Path("models/zoo"))
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes")
+    parser.add_argument("--heldout-dir", type=Path, default=None,
+                        help="clip folder for held-out clips (default data/heldout, "
+                             "data/heldout-quick with --quick)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--note", default="", help="free text for the model card's build notes")
+    parser.add_argument("--edge-epochs", type=int, default=None)
+    parser.add_argument("--cloud-minutes", type=float, default=None)
+    parser.add_argument("--keep", choices=("edge", "cloud"), action="append", default=[],
+                        help="with --resume-from: keep this trained model instead of "
+                             "retraining it (repeatable)")  # fmt: skip
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        default=None,
+        help="save held-out per-window predictions here (.npz, for analysis)",
+    )
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="keep rendered training windows here and reuse them when the "
+                             "settings match (default: none, always render)")  # fmt: skip
+    parser.add_argument("--resume-from", choices=STAGES[1:], default=None,
+                        help="rerun from this stage on, reusing earlier outputs in --out "
+                             "(stages before 'cloud' need the train render again)")  # fmt: skip
+    parser.add_argument("--card-only", action="store_true",
+                        help="only rewrite MODEL_CARD.md from build_summary.json and "
+                             "evaluation.json in --out (no training, no evaluation)")  # fmt: skip
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.card_only:
+        from models.model_card import write_model_card
+
+        summary = json.loads((args.out / "build_summary.json").read_text())
+        report = json.loads((args.out / "evaluation.json").read_text())
+        write_model_card(args.out / "MODEL_CARD.md", summary, report)
+        print(f"[build] rewrote {args.out / 'MODEL_CARD.md'}")
+        return 0
+    cfg = QUICK if args.quick else FULL
+    if args.workers:
+        cfg = replace(cfg, workers=args.workers)
+    if args.edge_epochs:
+        cfg = replace(cfg, edge_epochs=args.edge_epochs)
+    if args.cloud_minutes:
+        cfg = replace(cfg, cloud_minutes=args.cloud_minutes)
+    if args.keep and not args.resume_from:
+        parser.error("--keep needs --resume-from")
+    heldout = args.heldout_dir or Path("data/heldout-quick" if args.quick else "data/heldout")
+    build(
+        args.out,
+        cfg,
+        heldout,
+        progress=not args.no_progress,
+        resume_from=args.resume_from,
+        cache_dir=args.cache_dir,
+        predictions_out=args.predictions,
+        keep=tuple(args.keep),
+        note=args.note,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""`fallwatch train | distill | evaluate | synth` — the ML engineer's commands.
+
+`add_model_commands(subparsers)` registers them on the `fallwatch` parser
+(streams/cli.py calls it). Each handler returns an exit code: 0 ok, 1 a
+`ModelsError` (message printed to stderr), 2 bad arguments.
+- train:    `fallwatch train --role edge|cloud --out M.onnx (--data DIR | --synth N)`
+            trains on a labeled clip folder or on N synthetic clips, exports ONNX
+            with metadata (PyTorch needed: `pip install fallwatch[train]`).
+- distill:  `fallwatch distill --edge E --cloud C --data DIR --offload-rate R --out S.onnx`
+            DMD on the folder's windows with labels ignored (a folder without
+            labels.csv works: every video in it is used).
+- evaluate: `fallwatch evaluate --data DIR [--offload-rate R] --json OUT --plot PNG`
+            all policies side by side on a labeled clip folder.
+- synth:    the synthetic generator's own command (models/synth/cli.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from models import zoo_path
+from models.errors import ModelsError
+
+__all__ = ["add_model_commands"]
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"offload rate must be in (0, 1), got {value}")
+    return value
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    import torch
+
+    from models.dataset import clip_seeds, folder_windowsets, synth_windowsets
+    from models.export import export_video_model
+    from models.metadata import ModelMeta
+    from models.nets import ExportWrapper, count_macs
+    from models.train import TrainConfig, WindowSet, default_spec, train_video_model
+
+    if (args.data is None) == (args.synth is None):
+        print("train: give exactly one of --data DIR or --synth N", file=sys.stderr)
+        return 2
+    role = args.role
+    spec = default_spec(role)
+    if args.data is not None:
+        d = folder_windowsets(args.data, {role: spec})[role]
+    else:
+        d = synth_windowsets(clip_seeds(args.seed_data, args.synth), args.preset, {role: spec},
+                             workers=args.workers,
+                             static_augment={"cloud": 0.8} if role == "cloud" else None)[role]  # fmt: skip
+    tta = role == "cloud" and not args.no_tta
+    cfg = TrainConfig(
+        epochs=args.epochs, width=args.width or (16 if role == "edge" else 24), seed=args.seed,
+        max_minutes=args.max_minutes, threads=args.threads, tta_flip=tta,
+        batch_size=64 if role == "edge" else 32,
+        augment="full" if role == "edge" or args.data is not None else "flip",
+    )  # fmt: skip
+    res = train_video_model(role, WindowSet(d.x, d.y, d.clip, d.clip_label), spec, cfg)
+    example = torch.zeros(1, spec.channels, spec.frames, spec.height, spec.width)
+    macs = count_macs(ExportWrapper(res.net, role == "edge", tta), example)
+    meta = ModelMeta(
+        role=role, name=args.name or f"fallwatch-{role}", version=args.version, input=spec,
+        seed=args.seed, trained_at=datetime.now(UTC).isoformat(timespec="seconds"), flops=macs,
+        extra={"fallwatch.decision": json.dumps({"val_threshold": res.threshold,
+                                                 "val_clip_f1": res.val_clip_f1})},
+    )  # fmt: skip
+    stamped = export_video_model(res.net, meta, args.out, with_embedding=role == "edge",
+                                 tta_flip=tta)  # fmt: skip
+    print(f"train: wrote {args.out} ({macs / 1e6:.1f} M multiply-adds/window, "
+          f"sha256 {stamped.sha256[:12]}...)")  # fmt: skip
+    return 0
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from models.dataset import folder_pool_windows
+    from models.dmd import distill
+
+    distill(args.edge, args.cloud, folder_pool_windows(args.data), args.out,
+            offload_rate=args.offload_rate, seed=args.seed)  # fmt: skip
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from models.evaluate import evaluate_folder
+
+    evaluate_folder(args.data, args.edge, args.cloud, args.switcher,
+                    offload_rate=args.offload_rate, json_out=args.json, plot_out=args.plot,
+                    predictions_out=args.predictions)  # fmt: skip
+    return 0
+
+
+def _guarded(fn: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(fn(args))
+        except ModelsError as exc:
+            print(f"fallwatch {args.command}: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def add_model_commands(subparsers: Any) -> None:
+    """Register train, distill, evaluate (and synth when available) on `subparsers`."""
+    p = subparsers.add_parser("train", help="Train the edge or cloud model, export ONNX.")
+    p.add_argument("--role", choices=("edge", "cloud"), required=True)
+    p.add_argument("--out", type=Path, required=True, help="ONNX file to write")
+    p.add_argument("--data", type=Path, help="labeled clip folder (labels.csv)")
+    p.add_argument("--synth", type=int, metavar="N", help="train on N synthetic clips instead")
+    p.add_argument("--preset", default="train", help="synthetic preset (with --synth)")
+    p.add_argument("--seed-data", type=int, default=1_000_000, help="synthetic base seed")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--width", type=int, default=None, help="channel width (edge 16, cloud 24)")
+    p.add_argument("--max-minutes", type=float, default=None, help="training time budget")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, help="render processes (with --synth)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-tta", action="store_true", help="cloud: no test-time flip")
+    p.add_argument("--name", default=None)
+    p.add_argument("--version", default="0.1.0")
+    p.set_defaults(handler=_guarded(_cmd_train))
+
+    p = subparsers.add_parser(
+        "distill", help="Train the DMD switcher on unlabeled windows and calibrate it."
+    )
+    p.add_argument("--edge", type=Path, required=True)
+    p.add_argument("--cloud", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True,
+                   help="folder of clips (labels, if any, are ignored)")  # fmt: skip
+    p.add_argument("--offload-rate", type=_rate, default=0.2)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_guarded(_cmd_distill))
+
+    p = subparsers.add_parser("evaluate", help="Compare routing policies on a labeled folder.")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--offload-rate", type=_rate, default=None,
+                   help="default: the switcher's calibrated target")  # fmt: skip
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--plot", type=Path, default=None)
+    p.add_argument("--predictions", type=Path, default=None,
+                   help="also save per-window probabilities/scores/labels (.npz)")  # fmt: skip
+    p.add_argument("--edge", type=Path, default=zoo_path("edge"))
+    p.add_argument("--cloud", type=Path, default=zoo_path("cloud"))
+    p.add_argument("--switcher", type=Path, default=zoo_path("switcher"))
+    p.set_defaults(handler=_guarded(_cmd_evaluate))
+
+    try:
+        from models.synth.cli import add_synth_parser
+    except ImportError:
+        return
+    add_synth_parser(subparsers)

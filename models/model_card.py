@@ -1,0 +1,180 @@
+"""Write models/zoo/MODEL_CARD.md from a build summary and the evaluation report.
+
+Inputs: the dict `build_zoo.build` assembles (config, data sizes, per-model
+numbers, DMD report, fresh-pool offload check, stage timings) and the dict
+`evaluate.evaluate_folder` returns. Output: a Markdown file. Pure formatting:
+no numbers are computed here except ratios of numbers given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from models.evaluate import format_table
+
+__all__ = ["write_model_card"]
+
+
+def _targets(report: dict[str, Any]) -> list[str]:
+    p = report["policies"]
+    t = report["timing"]
+    cloud, dmd, conf = p["cloud_only"]["f1"], p["dmd"]["f1"], p["confidence"]["f1"]
+    rows = [
+        ("cloud-only F1 >= 0.90", cloud >= 0.90, f"{cloud:.3f}"),
+        ("DMD F1 >= cloud-only F1", dmd >= cloud, f"{dmd:.3f} vs {cloud:.3f} ({dmd - cloud:+.3f})"),
+        ("DMD F1 >= confidence F1 (same offload)", dmd >= conf,
+         f"{dmd:.3f} vs {conf:.3f} ({dmd - conf:+.3f})"),
+        ("DMD cost_vs_cloud <= 0.30", p["dmd"]["cost_vs_cloud"] <= 0.30,
+         f"{p['dmd']['cost_vs_cloud']:.3f}"),
+        ("edge <= 2 ms per window", t["edge_ms"] <= 2.0, f"{t['edge_ms']:.3f} ms"),
+    ]  # fmt: skip
+    lines = ["| target | met | measured |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {'yes' if ok else '**no**'} | {val} |" for name, ok, val in rows]
+    return lines
+
+
+def _analysis(summary: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """Plain facts derived from the numbers above (no fitting, no new measurements)."""
+    p, t = report["policies"], report["timing"]
+    dmd = summary.get("dmd", {})
+    pool_dis = dmd.get("disagreement_rate", float("nan"))
+    held_dis = report.get("edge_cloud_disagreement", float("nan"))
+    covered = p["dmd"]["offload_rate"]
+    lines = [
+        "## Reading the numbers",
+        f"- Edge + switcher cost {(t['edge_ms'] + t['switcher_ms']) / t['cloud_ms']:.1%} of a "
+        f"cloud window, so DMD's cost is that plus its offload rate ({covered:.1%} on held-out "
+        f"vs the 20% calibrated on the unlabeled pool).",
+        f"- Edge and cloud disagree on {pool_dis:.1%} of the (train-preset) DMD pool but on "
+        f"{held_dis:.1%} of held-out windows: under the camera shift both models err more and "
+        "disagree more often, so a 20% budget can no longer cover every disagreement. Where DMD is "
+        "below cloud-only, it is windows the switcher left on the edge that the cloud would "
+        "have got right; the oracle row shows what perfect routing at a similar budget gives.",
+        f"- DMD vs confidence at the same offload: {p['dmd']['f1'] - p['confidence']['f1']:+.3f} "
+        f"F1 (recall {p['dmd']['recall']:.3f} vs {p['confidence']['recall']:.3f}): the switcher "
+        "mostly sends windows the edge calls no-fall, where the cloud finds falls the edge "
+        "missed; the confidence cascade spends much of its budget on windows near the edge's "
+        "own threshold.",
+        "- To adapt to new cameras: `fallwatch distill` on their unlabeled windows (no labels "
+        "needed) recalibrates the switcher and its offload share for that traffic.",
+        "",
+    ]
+    return lines
+
+
+def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]) -> None:
+    cfg = summary["config"]
+    m = summary["models"]
+    dmd = summary["dmd"]
+    fresh = summary.get("fresh_pool") or {
+        "windows": 0,
+        "offload_rate": float("nan"),
+        "target": cfg["offload_rate"],
+        "within_3_points": False,
+    }
+    train_data = summary.get("train_data") or {"edge": "n/a", "cloud": "n/a"}
+    t = report["timing"]
+    e, c = m["edge"], m["cloud"]
+    lines = [
+        "# fallwatch model zoo — model card",
+        "",
+        f"Built {summary['finished_at']} by `python -m models.build_zoo` "
+        f"({'--quick' if cfg['train_clips'] < 200 else 'full'} config) in "
+        f"**{summary['total_seconds'] / 60:.1f} min** on this machine "
+        "(2 CPU cores shared with other jobs; see stage timings).",
+        "",
+        *([f"Build notes: {summary['note']}", ""] if summary.get("note") else []),
+        "## Models",
+        "| file | role | architecture | parameters | multiply-adds / window | measured ms / window |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| edge.onnx | edge | 8 grey frames 64x64 (nearest resize) + 7 in-graph frame "
+        f"differences as 15 channels → 4x (3x3 stride-2 conv, BN, ReLU), width {e['width']}, "
+        f"global pool → 32-d embedding → 2 classes | {e['params']:,} | {e['macs'] / 1e6:.1f} M "
+        f"| {t['edge_ms']:.3f} (preprocess + stats + inference) |",
+        f"| cloud.onnx | cloud | 16 RGB frames 112x112 (area resize) + in-graph temporal "
+        f"differences (6 channels); (2+1)D CNN: 4x4/4 patchify stem, 3 factorised stages (3x3 spatial conv per frame, 3-tap temporal conv "
+        f"per pixel), width {c['width']}, global pool → 2 classes"
+        f"{'; averaged with the mirrored clip (test-time flip)' if c['tta_flip'] else ''} "
+        f"| {c['params']:,} | {c['macs'] / 1e6:.1f} M | {t['cloud_ms']:.3f} (preprocess + inference) |",
+        f"| switcher.onnx | switcher | MLP {dmd['n_features']}→32→32→1 on edge probabilities, "
+        f"entropy, margin, logit, 7 frame statistics and the 32-d edge embedding | — | "
+        f"< 0.01 M | {t['switcher_ms']:.3f} (features + inference) |",
+        "",
+        f"Cloud / edge compute: {c['macs'] / e['macs']:.0f}x multiply-adds; measured "
+        f"cloud ms / (edge + switcher ms) = {t['cloud_ms'] / (t['edge_ms'] + t['switcher_ms']):.1f}x.",
+        f"Timing ({t['sample_windows']} held-out windows): {t['included']}.",
+        "",
+        "## Training data and seeds",
+        f"- {cfg['train_clips']} synthetic clips from `models.synth` preset `train`, render "
+        f"seeds `clip_seed(1000000, i)`, each passed through an in-memory H.264 round "
+        f"trip at its own CRF; windows of 16 frames at 8 fps (2 s), stride 1 s, labelled by "
+        f"`models.windows.window_label`. Edge: {train_data['edge']}. Cloud (keeps "
+        f"{cfg['cloud_keep_negative']:.0%} of no-fall windows): {train_data['cloud']}.",
+        f"- 15% of the training clips (seeded) are a validation split: best epoch by validation "
+        f"window ROC AUC; the fall decision threshold chosen on it is folded into the fall "
+        f"logit — edge {e['val_threshold']:.3f} (fewest wrong windows: the cloud fixes the "
+        f"rest), cloud {c['val_threshold']:.3f} (best clip-level F1); validation clip F1 edge "
+        f"{e['val_clip_f1']:.3f}, cloud {c['val_clip_f1']:.3f}.",
+        f"- Training seed {cfg['seed']}; edge {e['epochs_run']} epochs "
+        f"({e['train_seconds']:.0f}s), cloud {c['epochs_run']} epochs ({c['train_seconds']:.0f}s"
+        f"{', cut by the time budget' if c['stopped_early'] else ''}); AdamW, warm-up + cosine "
+        "schedule, class-balanced batches (35 % falls), label smoothing; augmentation: random "
+        "mirror every step, plus a one-off render-time jitter of most windows (zoom 0.8-1.25x, "
+        "shift, gain/contrast/tint, grey, blur, noise; `models.augment`).",
+        f"- DMD pool: {cfg['pool_clips']} further `train`-preset clips, `clip_seed(2000000, i)`, "
+        f"disjoint from training, rendered WITHOUT labels: {dmd['pool_windows']} windows, edge "
+        f"and cloud disagree on {dmd['disagreement_rate']:.1%} (target = disagreement, "
+        f"{dmd['target_kind']}). Switcher fitted on {dmd['switcher_train_windows']}, threshold "
+        f"{dmd['threshold']:.4f} calibrated on the other {dmd['calibration_windows']} for "
+        f"{dmd['target_offload_rate']:.0%} offload.",
+        f"- Fresh unlabeled pool ({fresh['windows']} windows, `clip_seed(3000000, i)`): switcher "
+        f"offloads {fresh['offload_rate']:.1%} (target {fresh['target']:.0%}, within 3 points: "
+        f"{'yes' if fresh['within_3_points'] else 'NO'}).",
+        "",
+        "## Evaluation (held-out)",
+        f"Held-out: {report['n_clips']} clips ({report['n_fall_clips']} falls), "
+        f"{report['n_windows']} windows, preset `heldout` (other cameras, rooms, palettes, "
+        f"noise, codec quality), `clip_seed(4000000, i)`, folder `{summary['heldout_dir']}` "
+        f"(regenerate: `fallwatch synth --out {summary['heldout_dir']} --n "
+        f"{cfg['heldout_clips']} --seed 4000000 --preset heldout`). Never used for fitting.",
+        "",
+        "```",
+        format_table(report),
+        "```",
+        "",
+        "F1 = clip level (a clip is a detected fall when any window's final decision is fall); "
+        "cost = compute per window relative to cloud-only; plot: `evaluation.png`; all numbers "
+        "in `evaluation.json`.",
+        "",
+        *_targets(report),
+        "",
+        *_analysis(summary, report),
+        "## Stage timings",
+        "| stage | seconds |",
+        "| --- | --- |",
+        *[f"| {s['stage']} | {s['seconds']:.0f} |" for s in summary["stages"]],
+        f"| **total** | **{summary['total_seconds']:.0f}** |",
+        "",
+        "## Known limits",
+        "- Trained and evaluated on synthetic video only; real cameras (UR Fall, Le2i, your "
+        "own) need `fallwatch train --data DIR` and a fresh `fallwatch distill` on your "
+        "unlabeled traffic.",
+        "- The switcher learns where edge and cloud disagree; when the cloud is wrong the "
+        "hybrid inherits the cloud's error, so the hybrid is bounded by the cloud on windows "
+        "it offloads.",
+        "- The offload share is calibrated on unlabeled train-preset traffic; under a camera "
+        "shift the achieved share moves (see the held-out offload rate above). Recalibrate "
+        "on the new cameras' unlabeled windows.",
+        "- Clip-level F1 counts one false-positive window anywhere in a no-fall clip. In the "
+        "held-out run of 2026-11-25 the cloud's false-alarm clips were mostly walk, "
+        "sit_down_hard, lie_down_floor and bend_pick_up, its misses mostly slump_from_chair "
+        "and collapses; the edge misses falls of every kind (low recall).",
+        "- Times are for this machine's shared CPU (CPU time still inflates under load); "
+        "ratios matter more than absolute ms.",
+        "- Accuracy is limited by the training budget (1000 clips, cloud ~16 min on 2 shared "
+        "cores): the cloud's validation AUC was still rising and the held-out shift costs it "
+        "further; more clips and a longer cloud budget are the first levers.",
+        "",
+    ]
+    path.write_text("\n".join(lines))

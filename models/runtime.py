@@ -1,0 +1,252 @@
+"""onnxruntime wrappers for the three fallwatch models — what `streams` calls.
+
+    edge = EdgeModel.load(path, threads=1)      # ModelLoadError on a bad file
+    out = edge.predict(windows)                 # windows: uint8 [T,H,W,3] each
+    out.probs [N,2], out.p_fall [N], out.embedding [N,D] (D=0 if none), out.stats [N,k]
+    switcher = Switcher.load(path); switcher.score(out) -> [N] P(edge wrong)
+    switcher.threshold; switcher.offload(out) -> [N] bool
+    cloud = CloudModel.load(path, threads=1); cloud.predict(windows).probs
+
+Guarantees: only numpy, onnx (protobuf parsing for metadata/sha256) and
+onnxruntime are imported; sessions run on the CPU provider with
+`intra_op_num_threads=threads`, `inter_op_num_threads=1`, sequential execution;
+`load` checks role, sha256, input/output names and runs one warm-up inference so
+a broken file fails at start-up, not on the first message. Preprocessing is
+driven by the file's `fallwatch.input` (models.preprocess).
+Failure modes: `ModelLoadError` (missing/corrupt file, sha mismatch, wrong role,
+graph without the contract's inputs/outputs), `WindowError` (bad window: poison
+input), `InferenceError` (onnxruntime failure, switcher/edge mismatch).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Self
+
+import numpy as np
+import onnxruntime as ort
+
+from models.errors import InferenceError, ModelLoadError
+from models.features import build_features
+from models.metadata import InputSpec, ModelMeta, parse_model, read_metadata, verify_sha256
+from models.preprocess import frame_stats, to_model_input
+
+__all__ = ["CloudModel", "CloudOutput", "EdgeModel", "EdgeOutput", "Switcher", "make_session"]
+
+log = logging.getLogger(__name__)
+
+
+def make_session(data: bytes, threads: int = 1) -> ort.InferenceSession:
+    """A CPU onnxruntime session with deliberate thread counts (see DESIGN §7)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, int(threads))
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class EdgeOutput:
+    """Edge model result for N windows."""
+
+    probs: np.ndarray  # [N,2] float32, column 1 = fall
+    embedding: np.ndarray  # [N,D] float32; D = 0 when the model emits none
+    stats: np.ndarray  # [N,k] float32, columns = preprocess.STAT_NAMES
+
+    @property
+    def p_fall(self) -> np.ndarray:
+        return self.probs[:, 1]
+
+    @property
+    def label(self) -> np.ndarray:
+        """Argmax class per window (1 = fall)."""
+        out: np.ndarray = self.probs.argmax(axis=1)
+        return out
+
+
+@dataclass(frozen=True)
+class CloudOutput:
+    """Cloud model result for N windows."""
+
+    probs: np.ndarray  # [N,2] float32
+
+    @property
+    def p_fall(self) -> np.ndarray:
+        return self.probs[:, 1]
+
+    @property
+    def label(self) -> np.ndarray:
+        out: np.ndarray = self.probs.argmax(axis=1)
+        return out
+
+
+class _OnnxModel:
+    role: ClassVar[str]
+    input_name: ClassVar[str]
+    required_outputs: ClassVar[tuple[str, ...]]
+
+    def __init__(self, session: ort.InferenceSession, meta: ModelMeta, source: str) -> None:
+        self.session = session
+        self.meta = meta
+        self.source = source
+        self.output_names = tuple(o.name for o in session.get_outputs())
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int = 1) -> Self:
+        """Load, verify and warm up a model file; ModelLoadError on any problem."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read model {path}: {exc}") from exc
+        return cls.from_bytes(data, threads=threads, source=str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, threads: int = 1, source: str = "<bytes>") -> Self:
+        proto = parse_model(data)
+        verify_sha256(proto)
+        meta = read_metadata(proto)
+        if meta.role != cls.role:
+            raise ModelLoadError(f"{source}: expected a {cls.role} model, file says {meta.role}")
+        try:
+            session = make_session(data, threads)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ModelLoadError(f"{source}: onnxruntime cannot load it: {exc}") from exc
+        inputs = [i.name for i in session.get_inputs()]
+        outputs = [o.name for o in session.get_outputs()]
+        if inputs != [cls.input_name]:
+            raise ModelLoadError(f"{source}: inputs {inputs}, expected [{cls.input_name!r}]")
+        missing = [o for o in cls.required_outputs if o not in outputs]
+        if missing:
+            raise ModelLoadError(f"{source}: missing outputs {missing} (has {outputs})")
+        model = cls(session, meta, source)
+        try:
+            model.warmup()
+        except Exception as exc:
+            raise ModelLoadError(f"{source}: warm-up inference failed: {exc}") from exc
+        log.info(
+            "model_loaded",
+            extra={"role": meta.role, "model_name": meta.name, "version": meta.version,
+                   "sha256": meta.sha256, "threads": threads, "source": source},
+        )  # fmt: skip
+        return model
+
+    def _run(self, feed: np.ndarray) -> dict[str, np.ndarray]:
+        try:
+            values = self.session.run(None, {self.input_name: feed})
+        except Exception as exc:
+            raise InferenceError(f"{self.role} inference failed: {exc}") from exc
+        return dict(zip(self.output_names, values, strict=True))
+
+    def warmup(self) -> None:
+        raise NotImplementedError
+
+
+class _VideoModel(_OnnxModel):
+    input_name = "frames"
+
+    @property
+    def spec(self) -> InputSpec:
+        assert self.meta.input is not None  # guaranteed by read_metadata for edge/cloud
+        return self.meta.input
+
+    def preprocess(self, windows: Sequence[np.ndarray]) -> np.ndarray:
+        """Windows → float32 `[N,C,T,H,W]` as this model expects (WindowError if bad)."""
+        return to_model_input(windows, self.spec)
+
+    def warmup(self) -> None:
+        s = self.spec
+        self._run(np.zeros((1, s.channels, s.frames, s.height, s.width), dtype=np.float32))
+
+
+class EdgeModel(_VideoModel):
+    """Small model run on every window; emits probs, embedding and frame stats."""
+
+    role = "edge"
+    required_outputs = ("probs",)
+
+    def infer(self, x: np.ndarray) -> EdgeOutput:
+        """Run on already-preprocessed `[N,C,T,H,W]` input."""
+        res = self._run(x)
+        emb = res.get("embedding")
+        if emb is None:
+            emb = np.zeros((x.shape[0], 0), dtype=np.float32)
+        return EdgeOutput(
+            probs=res["probs"].astype(np.float32),
+            embedding=emb.astype(np.float32),
+            stats=frame_stats(x),
+        )
+
+    def predict(self, windows: Sequence[np.ndarray]) -> EdgeOutput:
+        return self.infer(self.preprocess(windows))
+
+
+class CloudModel(_VideoModel):
+    """Large model, run only on offloaded windows."""
+
+    role = "cloud"
+    required_outputs = ("probs",)
+
+    def infer(self, x: np.ndarray) -> CloudOutput:
+        return CloudOutput(probs=self._run(x)["probs"].astype(np.float32))
+
+    def predict(self, windows: Sequence[np.ndarray]) -> CloudOutput:
+        return self.infer(self.preprocess(windows))
+
+
+class Switcher(_OnnxModel):
+    """Scores P(edge answer is wrong); offload when score >= threshold."""
+
+    role = "switcher"
+    input_name = "features"
+    required_outputs = ("p_wrong",)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.meta.features
+
+    @property
+    def threshold(self) -> float:
+        """Calibrated threshold from metadata (1.0, i.e. never offload, if absent)."""
+        return 1.0 if self.meta.threshold is None else float(self.meta.threshold)
+
+    def threshold_for_rate(self, rate: float) -> float:
+        """Threshold for another offload rate, interpolated from the calibration table
+        stored at distillation (`fallwatch.calibration`: rate → threshold on the DMD pool)."""
+        if (
+            self.meta.target_offload_rate is not None
+            and abs(rate - self.meta.target_offload_rate) < 1e-9
+        ):
+            return self.threshold
+        table = self.meta.extra_json("calibration")
+        if not table:
+            raise InferenceError("switcher has no calibration table for other offload rates")
+        rates = np.array([float(r) for r in table["rates"]])
+        thresholds = np.array([float(t) for t in table["thresholds"]])
+        # Higher rate ↔ lower threshold: interpolate on the increasing rate axis.
+        return float(np.interp(rate, rates, thresholds))
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        if features.ndim != 2 or features.shape[1] != len(self.features):
+            raise InferenceError(
+                f"switcher expects [N,{len(self.features)}] features, got {features.shape}"
+            )
+        return self._run(features.astype(np.float32))["p_wrong"].reshape(-1)
+
+    def score(self, out: EdgeOutput) -> np.ndarray:
+        """P(edge answer is wrong) per window, `[N]` float32."""
+        return self.score_features(
+            build_features(out.probs, out.embedding, out.stats, self.features)
+        )
+
+    def offload(self, out: EdgeOutput, threshold: float | None = None) -> np.ndarray:
+        """Boolean `[N]`: send to the cloud (score >= threshold)."""
+        t = self.threshold if threshold is None else threshold
+        return self.score(out) >= t
+
+    def warmup(self) -> None:
+        self._run(np.zeros((1, len(self.features)), dtype=np.float32))

@@ -1,0 +1,83 @@
+"""Whole model chain at toy size: render → train edge+cloud → export (checked against
+PyTorch) → distil on an unlabeled pool → write a held-out folder → `fallwatch evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_train_export_distil_evaluate_chain(tmp_path: Path) -> None:
+    import torch  # the `train` extra (installed in dev and CI)
+
+    from models.cli import add_model_commands
+    from models.dataset import clip_seeds, synth_pool_windows, synth_windowsets
+    from models.dmd import distill
+    from models.export import check_agreement, export_video_model
+    from models.metadata import InputSpec, ModelMeta
+    from models.nets import ExportWrapper
+    from models.runtime import CloudModel, EdgeModel, Switcher
+    from models.synth import write_dataset
+    from models.train import TrainConfig, WindowSet, default_spec, train_video_model
+
+    torch.set_num_threads(1)
+    specs = {
+        "edge": default_spec("edge"),
+        "cloud": InputSpec(frames=8, height=32, width=32, color="rgb", fps=4.0),
+    }
+    data = synth_windowsets(clip_seeds(11, 8), "train", specs, workers=1, progress=False,
+                            static_augment={"cloud": 0.5})  # fmt: skip
+    assert data["edge"].y.sum() > 0 and (data["edge"].y == 0).sum() > 0
+    paths = {}
+    for role, width, tta in (("edge", 4, False), ("cloud", 4, True)):
+        d = data[role]
+        cfg = TrainConfig(epochs=1, width=width, batch_size=8, samples_per_epoch=16,
+                          tta_flip=tta, progress=False,
+                          augment="light" if role == "edge" else "full",
+                          decision="window_errors" if role == "edge" else "clip_f1")  # fmt: skip
+        res = train_video_model(role, WindowSet(d.x, d.y, d.clip, d.clip_label), specs[role], cfg)
+        assert 0.0 < res.threshold < 1.0
+        paths[role] = tmp_path / f"{role}.onnx"
+        meta = ModelMeta(role=role, name=f"smoke-{role}", version="0", input=specs[role], seed=0)
+        export_video_model(res.net, meta, paths[role], with_embedding=role == "edge", tta_flip=tta)
+        s = specs[role]
+        worst = check_agreement(ExportWrapper(res.net, role == "edge", tta),
+                                paths[role].read_bytes(),
+                                (1, s.channels, s.frames, s.height, s.width), "frames", seed=5)  # fmt: skip
+        assert worst <= 1e-4
+    # The exported edge reproduces the trained net's decisions on real windows.
+    edge = EdgeModel.load(paths["edge"])
+    assert edge.predict([np.zeros((16, 120, 160, 3), np.uint8)]).embedding.shape == (1, 32)
+
+    pool = synth_pool_windows(clip_seeds(22, 4), "train", workers=1, progress=False)
+    rep = distill(paths["edge"], paths["cloud"], pool, tmp_path / "switcher.onnx",
+                  offload_rate=0.2, progress=False, switcher_epochs=5)  # fmt: skip
+    assert rep.pool_windows > 10
+    assert Switcher.load(tmp_path / "switcher.onnx").features == rep.feature_names
+
+    heldout = tmp_path / "heldout"
+    write_dataset(heldout, 4, 33, "heldout", 1)
+    parser = argparse.ArgumentParser()
+    add_model_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args([
+        "evaluate", "--data", str(heldout), "--json", str(tmp_path / "ev.json"),
+        "--plot", str(tmp_path / "ev.png"), "--edge", str(paths["edge"]),
+        "--cloud", str(paths["cloud"]), "--switcher", str(tmp_path / "switcher.onnx"),
+    ])  # fmt: skip
+    assert args.handler(args) == 0
+    report = json.loads((tmp_path / "ev.json").read_text())
+    assert report["n_clips"] == 4
+    for name in ("edge_only", "cloud_only", "confidence", "dmd", "oracle"):
+        m = report["policies"][name]
+        for key in ("precision", "recall", "f1", "window_f1", "offload_rate", "cost_vs_cloud"):
+            assert 0.0 <= m[key] <= 1.0 + 1e-9 or key == "cost_vs_cloud"
+    assert report["policies"]["cloud_only"]["cost_vs_cloud"] == pytest.approx(1.0)
+    assert report["timing"]["cloud_ms"] > 0 and report["timing"]["edge_ms"] > 0
+    assert (tmp_path / "ev.png").stat().st_size > 1000
+    _ = CloudModel.load(paths["cloud"])
