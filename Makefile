@@ -19,7 +19,7 @@ PYTEST := $(PY) -m pytest
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup up down status test test-unit lint demo models clean
+.PHONY: help setup up down status test test-unit lint demo models bench chaos clean
 
 help: ## List the targets (default)
 	@echo "fallwatch make targets:"
@@ -62,6 +62,14 @@ demo: setup up ## 4 synthetic cameras for 90 s through the stack; summary in out
 
 models: setup ## Train and export the model zoo into models/zoo/
 	@cd "$(ROOT)" && "$(PY)" -m models.build_zoo --out models/zoo
+
+bench: setup up ## Benchmarks side by side: throughput vs bare loop, p99 latency at 80% load, cost (out/bench.json)
+	@mkdir -p "$(ROOT)/out"
+	@cd "$(ROOT)" && "$(PY)" -m load_tests.bench --out out/bench.json
+
+chaos: setup up ## kill -9 the edge and cloud workers mid-stream; count lost windows and duplicated alerts
+	@mkdir -p "$(ROOT)/out"
+	@cd "$(ROOT)" && "$(PY)" -m load_tests.chaos --json out/chaos.json
 
 clean: ## Stop the stack, delete .stack/ (Kafka+Redis data), out/ and tool caches (keeps .venv)
 	@"$(STACK)" down
