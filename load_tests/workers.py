@@ -9,7 +9,7 @@ Outputs:
   ``wait_ready`` polls its ``/readyz``; ``kill9`` sends SIGKILL to exactly that pid;
   ``stop`` sends SIGTERM then SIGKILL after a grace period; ``metrics()`` scrapes
   ``/metrics`` into ``{(name, labels): value}``.
-- ``cleanup_run(settings, run_id)``: deletes the run's topics (Faust's internal ones too)
+- ``cleanup_run(settings, run_id)`` (from ``streams.demo``): deletes the run's topics (Faust's internal ones too)
   and Redis keys; best effort, never raises.
 
 Guarantees: only 127.0.0.1 addresses; every process started here is stopped by the caller
@@ -32,6 +32,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from streams.demo import cleanup_run
 from streams.errors import FallwatchError
 from streams.settings import Settings
 
@@ -217,36 +218,3 @@ def parse_metrics(text: str) -> MetricSamples:
             labels = tuple(sorted((str(k), str(v)) for k, v in sample.labels.items()))
             samples[(sample.name, labels)] = float(sample.value)
     return samples
-
-
-def cleanup_run(settings: Settings, run_id: str) -> None:
-    """Delete the run's topics (incl. Faust's internal ones) and Redis keys; never raises."""
-    import redis
-    from kafka.admin import KafkaAdminClient
-
-    from streams.topics import kafka_python_security
-
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap,
-            client_id=f"fallwatch-load-cleanup-{run_id}",
-            **kafka_python_security(settings),
-        )
-        try:
-            topics = [t for t in admin.list_topics() if run_id in t]
-            if topics:
-                admin.delete_topics(topics, timeout_ms=15_000)
-        finally:
-            admin.close()
-    except Exception as exc:  # clean-up must never hide the experiment's result
-        log.warning("cleanup_topics_failed", extra={"error": repr(exc)})
-    try:
-        client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=5)
-        try:
-            keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-            for start in range(0, len(keys), 500):
-                client.delete(*keys[start : start + 500])
-        finally:
-            client.close()
-    except Exception as exc:
-        log.warning("cleanup_redis_failed", extra={"error": repr(exc)})

@@ -323,8 +323,12 @@ def _drain(
     log.warning("demo_drain_timeout", extra={"timeout_s": timeout_s})
 
 
-def _cleanup(settings: Settings, run_id: str) -> None:
-    """Delete the run's topics (incl. Faust's internal ones) and Redis keys; best effort."""
+def cleanup_run(settings: Settings, run_id: str) -> None:
+    """Delete a run's topics (incl. Faust's internal ones) and its Redis keys; never raises.
+
+    Shared by the demo and load_tests: both give every run its own topics (named with
+    ``run_id``) and Redis prefix, and clean-up must never hide the run's result.
+    """
     import redis
     from kafka.admin import KafkaAdminClient
 
@@ -333,7 +337,7 @@ def _cleanup(settings: Settings, run_id: str) -> None:
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=settings.kafka_bootstrap,
-            client_id=f"fallwatch-demo-cleanup-{run_id}",
+            client_id=f"fallwatch-cleanup-{run_id}",
             **kafka_python_security(settings),
         )
         try:
@@ -342,16 +346,18 @@ def _cleanup(settings: Settings, run_id: str) -> None:
                 admin.delete_topics(topics, timeout_ms=15_000)
         finally:
             admin.close()
-    except Exception as exc:  # cleanup must never hide the demo's result
-        log.warning("demo_topic_cleanup_failed", extra={"error": repr(exc)})
+    except Exception as exc:  # clean-up must never hide the run's result
+        log.warning("cleanup_topics_failed", extra={"error": repr(exc)})
     try:
         client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=5)
-        keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-        client.close()
+        try:
+            keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
+            for start in range(0, len(keys), 500):
+                client.delete(*keys[start : start + 500])
+        finally:
+            client.close()
     except Exception as exc:
-        log.warning("demo_redis_cleanup_failed", extra={"error": repr(exc)})
+        log.warning("cleanup_redis_failed", extra={"error": repr(exc)})
 
 
 def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
@@ -431,7 +437,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
             worker_codes[worker.role] = worker.stop()
         collector.stop()
         if not options.keep_data:
-            _cleanup(demo_settings, run_id)
+            cleanup_run(demo_settings, run_id)
 
     windows = [w for cam in cameras for w in cam.published]
     falls = [
