@@ -333,6 +333,7 @@ def evaluate_folder(
     edge = EdgeModel.load(edge_path, threads=1)
     cloud = CloudModel.load(cloud_path, threads=1)
     switcher = Switcher.load(switcher_path, threads=1)
+    switcher.check_edge(edge)
     rate = switcher.meta.target_offload_rate if offload_rate is None else offload_rate
     rate = 0.2 if rate is None else float(rate)
     threshold = switcher.threshold_for_rate(rate)

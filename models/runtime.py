@@ -5,6 +5,7 @@
     out.probs [N,2], out.p_fall [N], out.embedding [N,D] (D=0 if none), out.stats [N,k]
     switcher = Switcher.load(path); switcher.score(out) -> [N] P(edge wrong)
     switcher.threshold; switcher.offload(out) -> [N] bool
+    switcher.check_edge(edge)                   # ModelLoadError if distilled for another edge
     cloud = CloudModel.load(path, threads=1); cloud.predict(windows).probs
 
 Guarantees: only numpy, onnx (protobuf parsing for metadata/sha256) and
@@ -14,7 +15,8 @@ onnxruntime are imported; sessions run on the CPU provider with
 a broken file fails at start-up, not on the first message. Preprocessing is
 driven by the file's `fallwatch.input` (models.preprocess).
 Failure modes: `ModelLoadError` (missing/corrupt file, sha mismatch, wrong role,
-graph without the contract's inputs/outputs), `WindowError` (bad window: poison
+graph without the contract's inputs/outputs, a switcher distilled for another edge
+model), `WindowError` (bad window: poison
 input), `InferenceError` (onnxruntime failure, switcher/edge mismatch).
 """
 
@@ -213,6 +215,28 @@ class Switcher(_OnnxModel):
     def threshold(self) -> float:
         """Calibrated threshold from metadata (1.0, i.e. never offload, if absent)."""
         return 1.0 if self.meta.threshold is None else float(self.meta.threshold)
+
+    def check_edge(self, edge: EdgeModel) -> None:
+        """Refuse an edge model this switcher was not distilled for (ModelLoadError).
+
+        DMD learns when *one particular* edge model is wrong and calibrates its threshold
+        on that model's outputs; next to a retrained edge it would offload an arbitrary
+        share of windows, silently. `fallwatch distill` records the pair's sha256s in
+        `fallwatch.pair`; a switcher without that record (built by other tools) is
+        accepted with a warning.
+        """
+        pair = self.meta.extra_json("pair")
+        if not isinstance(pair, dict) or "edge" not in pair:
+            log.warning("switcher_pair_unknown", extra={"switcher": self.source,
+                        "edge_sha256": edge.meta.sha256})  # fmt: skip
+            return
+        if pair["edge"] != edge.meta.sha256:
+            raise ModelLoadError(
+                f"{self.source}: switcher was distilled for edge model sha256 "
+                f"{str(pair['edge'])[:12]} (version {pair.get('edge_version', '?')}), but the "
+                f"loaded edge {edge.source} is sha256 {edge.meta.sha256[:12]} (version "
+                f"{edge.meta.version}); distil a switcher for this edge with `fallwatch distill`"
+            )
 
     def threshold_for_rate(self, rate: float) -> float:
         """Threshold for another offload rate, interpolated from the calibration table

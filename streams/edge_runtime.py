@@ -93,7 +93,12 @@ class EdgeRuntime:
         self.pending: PendingOffloads | None = None
         self.tracker: EventTracker | None = None
         self.health = HealthServer(
-            {"kafka": self._kafka_ready, "redis": self._redis_ready, "models": self._models_ready},
+            {
+                "kafka": self._kafka_ready,
+                "consumer_group": self._group_ready,
+                "redis": self._redis_ready,
+                "models": self._models_ready,
+            },
             settings.http_host,
             settings.edge_http_port,
         )
@@ -156,6 +161,7 @@ class EdgeRuntime:
         threads = self.settings.inference_threads
         self.edge = EdgeModel.load(self.settings.edge_model_path, threads=threads)
         self.switcher = Switcher.load(self.settings.switcher_model_path, threads=threads)
+        self.switcher.check_edge(self.edge)
         configured = self.settings.switcher_threshold
         self.threshold = self.switcher.threshold if configured is None else configured
         self.model_versions = {
@@ -198,6 +204,14 @@ class EdgeRuntime:
 
     async def _redis_ready(self) -> bool:
         return self.redis is not None and await self._ping(self.redis)
+
+    async def _group_ready(self) -> bool:
+        """Joined the edge consumer group (one rebalance completed) and not rebalancing now.
+
+        Metadata alone says the broker is up, not that this worker consumes: until the
+        first assignment, and during every rebalance, it processes nothing. An empty
+        assignment (more workers than partitions) still counts as ready: a standby."""
+        return self.app.rebalancing_count > 0 and not self.app.rebalancing
 
     async def _kafka_ready(self) -> bool:
         """Broker metadata reachable and every service topic present."""

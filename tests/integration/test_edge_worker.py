@@ -80,6 +80,7 @@ def test_windows_are_routed_to_results_and_offloads(rig_factory: Callable[..., E
 
     status, body = rig.worker.readyz()
     assert status == 200 and all(body["checks"].values()), body
+    assert set(body["checks"]) == {"kafka", "consumer_group", "redis", "models"}
     windows_in = ("fallwatch_windows_in_total", (("worker", "edge"),))
     deadline = time.monotonic() + 5  # metrics are updated right after the batch's delivery
     while (samples := metric_samples(rig.worker.metrics())).get(windows_in) != 3:

@@ -97,7 +97,8 @@ def cloud_model(*, gain: float = 8.0) -> onnx.ModelProto:
 
 
 def switcher_model(features: tuple[str, ...], *, threshold: float = 0.5,
-                   calibration: str | None = None) -> onnx.ModelProto:  # fmt: skip
+                   calibration: str | None = None,
+                   pair: str | None = None) -> onnx.ModelProto:  # fmt: skip
     n = len(features)
     x = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", n])
     y = helper.make_tensor_value_info("p_wrong", TensorProto.FLOAT, ["N", 1])
@@ -109,6 +110,8 @@ def switcher_model(features: tuple[str, ...], *, threshold: float = 0.5,
     inits = [helper.make_tensor("w", TensorProto.FLOAT, [n, 1], w.ravel().tolist())]
     model = _finish(nodes, "switcher", [x], [y], inits)
     extra = {"fallwatch.calibration": calibration} if calibration else {}
+    if pair is not None:
+        extra["fallwatch.pair"] = pair
     stamp_metadata(model, ModelMeta(role="switcher", name="test-switcher", version="t1",
                                     features=features, threshold=threshold,
                                     target_offload_rate=0.2, extra=extra))  # fmt: skip

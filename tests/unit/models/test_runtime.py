@@ -90,6 +90,24 @@ def test_switcher_rejects_an_edge_output_it_was_not_built_for(tmp_path: Path) ->
         sw.score_features(np.zeros((1, 3), np.float32))
 
 
+def test_switcher_refuses_an_edge_it_was_not_distilled_for(
+    tmp_path: Path, edge_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    edge = EdgeModel.load(edge_path)
+    names = default_feature_names(2)
+
+    def switcher_for(edge_sha: str | None, name: str) -> Switcher:
+        pair = None if edge_sha is None else json.dumps({"edge": edge_sha, "edge_version": "t0"})
+        return Switcher.load(save(switcher_model(names, pair=pair), tmp_path / name))
+
+    switcher_for(edge.meta.sha256, "paired.onnx").check_edge(edge)  # its own edge: accepted
+    with pytest.raises(ModelLoadError, match="distilled for edge model sha256 0123456789ab"):
+        switcher_for("0123456789ab" + "0" * 52, "other.onnx").check_edge(edge)
+    with caplog.at_level("WARNING", logger="models.runtime"):
+        switcher_for(None, "unpaired.onnx").check_edge(edge)  # made elsewhere: a warning
+    assert [r.getMessage() for r in caplog.records] == ["switcher_pair_unknown"]
+
+
 def test_load_rejects_wrong_role_missing_file_garbage_and_tampering(
     tmp_path: Path, edge_path: Path
 ) -> None:

@@ -74,3 +74,17 @@ def test_tls_protocols_get_an_ssl_context() -> None:
     )
     assert isinstance(ssl_only, faust.SSLCredentials) and ssl_only.context is not None
     assert isinstance(sasl_ssl, faust.SASLCredentials) and sasl_ssl.ssl_context is not None
+
+
+async def test_readiness_waits_for_the_consumer_group() -> None:
+    """/readyz's consumer_group check: false until the first rebalance completes and
+    during any later rebalance (the worker consumes nothing then)."""
+    app = create_app(Settings(edge_group="unit-ready"))
+    group_ready = app.runtime._group_ready
+    assert await group_ready() is False  # never joined
+    app.on_rebalance_start()
+    assert await group_ready() is False  # joining
+    app.on_rebalance_end()
+    assert await group_ready() is True
+    app.on_rebalance_start()
+    assert await group_ready() is False  # a later rebalance
