@@ -35,7 +35,12 @@ from numpy.typing import NDArray
 from models.errors import ModelsError
 from models.windows import LABELS, WINDOW_S, cut_windows, window_label
 
+# Colour conversion (swscale) on the calling thread: PyAV's default starts swscale threads
+# for every frame, several times slower for small frames and no different in output.
+SWS_THREADS = 1
+
 __all__ = [
+    "SWS_THREADS",
     "ClipFolder",
     "ClipFolderError",
     "ClipReadError",
@@ -173,7 +178,8 @@ def read_clip(source: str | Path | bytes | BinaryIO) -> tuple[NDArray[np.uint8],
                 raise ClipReadError(f"{name}: no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            frames = [f.to_ndarray(format="rgb24", threads=SWS_THREADS)
+                      for f in container.decode(stream)]  # fmt: skip
             duration = None
             if stream.duration is not None and stream.time_base is not None:
                 duration = float(stream.duration * Fraction(stream.time_base))

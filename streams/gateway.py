@@ -49,6 +49,7 @@ from streams.live_windows import (
     WindowPacer,
 )
 from streams.settings import Settings
+from streams.video import SWS_THREADS
 
 __all__ = [
     "GatewayError",
@@ -143,7 +144,9 @@ def is_live_source(source: str) -> bool:
 
 
 def _to_rgb(frame: Any, width: int, height: int) -> Frame:
-    return np.asarray(frame.to_ndarray(format="rgb24", width=width, height=height))
+    return np.asarray(
+        frame.to_ndarray(format="rgb24", width=width, height=height, threads=SWS_THREADS)
+    )
 
 
 def resize_rgb(frame: Frame, width: int, height: int) -> Frame:

@@ -18,7 +18,7 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
-from models.clips import read_clip
+from models.clips import SWS_THREADS, read_clip
 from models.errors import ModelsError
 
 __all__ = ["SynthCodecError", "codec_round_trip", "encode_mp4"]
@@ -44,6 +44,7 @@ def encode_mp4(frames: NDArray[np.uint8], fps: float, crf: int) -> bytes:
                               "tune": "zerolatency"}  # fmt: skip
             for img in frames:
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+                frame = frame.reformat(format="yuv420p", threads=SWS_THREADS)
                 for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode():

@@ -46,6 +46,17 @@ def test_lossy_round_trip_keeps_shape_and_content(codec: str) -> None:
     assert error < baseline / 4  # frame order and motion survive
 
 
+@pytest.mark.parametrize("codec", ["h264", "mjpeg"])
+def test_single_threaded_colour_conversion_changes_no_pixel(codec: str) -> None:
+    """decode_window converts colour on one thread (SWS_THREADS): same bytes as PyAV's
+    default multi-threaded swscale, so models see exactly what they were trained on."""
+    ctx = av.CodecContext.create(codec, "r")
+    packets = ctx.parse(payload(codec)) + ctx.parse(None)
+    frames = [f for p in packets for f in ctx.decode(p)] + list(ctx.decode(None))
+    default = np.stack([f.to_ndarray(format="rgb24") for f in frames])
+    np.testing.assert_array_equal(decode_window(payload(codec), codec, W, H, T), default)
+
+
 def test_raw_gray8_round_trip_is_exact_in_grey() -> None:
     grey = np.repeat(smooth_frames()[..., :1], 3, axis=3)
     data = encode_window(grey, 8.0, "raw-gray8")
