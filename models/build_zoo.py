@@ -255,6 +255,23 @@ def build(
     return summary
 
 
+def _data_code_version(root: Path | None = None) -> str:
+    """sha256 (12 hex) of the code that decides what a cached training window holds: the
+    generator, windowing, clip decoding, preprocessing, augmentation and dataset assembly.
+    Part of the cache key, so changing any of them re-renders instead of reusing stale arrays."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent if root is None else root
+    files = sorted((root / "synth").glob("*.py")) + [
+        root / name
+        for name in ("windows.py", "clips.py", "preprocess.py", "augment.py", "dataset.py")
+    ]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def _render_train(cfg: BuildConfig, progress: bool, cache_dir: Path | None) -> dict[str, Any]:
     """Render the training windows, or load them from `cache_dir` when rendered before
     with exactly the same settings (plain .npy arrays, no pickle)."""
@@ -265,6 +282,7 @@ def _render_train(cfg: BuildConfig, progress: bool, cache_dir: Path | None) -> d
 
     specs = {"edge": default_spec("edge"), "cloud": default_spec("cloud")}
     key_src = json.dumps({"n": cfg.train_clips, "base": TRAIN_BASE, "codec": cfg.codec,
+                          "code": _data_code_version(),
                           "keep": cfg.cloud_keep_negative, "aug": [cfg.cloud_static_augment,
                           cfg.edge_static_augment], "specs": [s.to_json() for s in specs.values()]},
                          sort_keys=True)  # fmt: skip
