@@ -1,9 +1,9 @@
 """Background reader of a run's output topics, with receive timestamps.
 
-Inputs: ``Settings`` naming the run's topics. A kafka-python consumer without a group is
-assigned every partition of the results, offload, alerts and dead-letter topics from the
-beginning (short fetch waits, so the receive time is close to the broker append time), in a
-daemon thread.
+Inputs: ``Settings`` naming the run's topics. A ``streams.topic_reader.TopicReader`` reads
+every partition of the results, offload, alerts and dead-letter topics from the beginning
+(short fetch waits, so the receive time is close to the broker append time), in a daemon
+thread.
 Outputs (thread-safe copies): ``results()`` (``SeenResult``), ``offloads()``
 (``SeenOffload``), ``alerts()`` (``SeenAlert`` with the raw JSON bytes), the dead-letter
 and undecodable counts, ``seconds_since_last_record()``.
@@ -16,18 +16,15 @@ a few seconds. Failure modes: Kafka errors inside the thread are logged and retr
 from __future__ import annotations
 
 import json
-import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import schemas
 from streams.settings import Settings
+from streams.topic_reader import TopicReader
 
 __all__ = ["OutputCollector", "SeenAlert", "SeenOffload", "SeenResult"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,32 +79,18 @@ class SeenAlert:
         )
 
 
-class OutputCollector:
+class OutputCollector(TopicReader):
     """Reads the output topics in a thread; see the module docstring."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._assigned = threading.Event()
-        self._thread: threading.Thread | None = None
+        topics = (settings.topic_alerts, settings.topic_results, settings.topic_offload,
+                  settings.topic_deadletter)  # fmt: skip
+        super().__init__(settings, topics, name="load-collector", strict=True, poll_ms=100)
         self._results: list[SeenResult] = []
         self._offloads: list[SeenOffload] = []
         self._alerts: list[SeenAlert] = []
         self._dead_letters = 0
         self._undecodable = 0
-        self._last_record = time.monotonic()
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        self._thread = threading.Thread(target=self._run, name="load-collector", daemon=True)
-        self._thread.start()
-        if not self._assigned.wait(timeout_s):
-            raise RuntimeError(f"output collector not assigned after {timeout_s} s")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
     def results(self) -> list[SeenResult]:
         with self._lock:
@@ -129,60 +112,9 @@ class OutputCollector:
         with self._lock:
             return self._undecodable
 
-    def seconds_since_last_record(self) -> float:
-        with self._lock:
-            return time.monotonic() - self._last_record
+    # -- reader thread --------------------------------------------------------------------
 
-    # -- thread ---------------------------------------------------------------------------
-
-    def _consumer(self) -> Any:
-        from kafka import KafkaConsumer, TopicPartition
-
-        from streams.topics import kafka_python_security, max_message_bytes
-
-        s = self._settings
-        consumer = KafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
-            client_id=f"fallwatch-load-collector-{s.redis_prefix}",
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=10,
-            # kafka-python checks CRC32C in pure Python unless the `crc32c` package is
-            # installed (~5 MB/s): skip it, this reader must not steal the pipeline's CPU.
-            check_crcs=False,
-            max_partition_fetch_bytes=2 * max_message_bytes(s),
-            **kafka_python_security(s),
-        )
-        partitions: list[TopicPartition] = []
-        for topic in (s.topic_alerts, s.topic_results, s.topic_offload, s.topic_deadletter):
-            deadline = time.monotonic() + 20.0
-            found = consumer.partitions_for_topic(topic)
-            while not found and time.monotonic() < deadline:
-                time.sleep(0.2)
-                found = consumer.partitions_for_topic(topic)
-            partitions.extend(TopicPartition(topic, p) for p in sorted(found or ()))
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        return consumer
-
-    def _run(self) -> None:
-        consumer = None
-        while not self._stop.is_set():
-            try:
-                if consumer is None:
-                    consumer = self._consumer()
-                    self._assigned.set()
-                batch = consumer.poll(timeout_ms=100)
-                for records in batch.values():
-                    for record in records:
-                        self._handle(record)
-            except Exception as exc:  # keep collecting; the caller reports what it saw
-                log.warning("collector_error", extra={"error": repr(exc)})
-                time.sleep(0.5)
-        if consumer is not None:
-            consumer.close()
-
-    def _handle(self, record: Any) -> None:
+    def handle(self, record: Any) -> None:
         s = self._settings
         now_ns = time.time_ns()
         try:
@@ -215,10 +147,8 @@ class OutputCollector:
         except (schemas.SchemaError, ValueError, KeyError, TypeError):
             with self._lock:
                 self._undecodable += 1
-                self._last_record = time.monotonic()
             return
         with self._lock:
-            self._last_record = time.monotonic()
             if isinstance(seen, SeenResult):
                 self._results.append(seen)
             elif isinstance(seen, SeenOffload):

@@ -1,8 +1,8 @@
 """Background reader of the demo's output topics: alerts, results, offloads, dead letters.
 
-Inputs: `Settings` naming the (run-unique) topics. A kafka-python consumer without a
-group is assigned every partition of the alerts, results, offload and dead-letter topics
-from the beginning, in a daemon thread.
+Inputs: `Settings` naming the (run-unique) topics. A `streams.topic_reader.TopicReader`
+reads every partition of the alerts, results, offload and dead-letter topics from the
+beginning, in a daemon thread.
 Outputs: `snapshot()` — alerts (`ReceivedAlert`, stamped with the time they were read),
 results (`SeenResult`), offload requests counted by reason, the dead-letter count and
 malformed alerts; `decided_windows()` for the drain check. Each alert is printed as one
@@ -17,8 +17,6 @@ logged and retried until `stop()`.
 from __future__ import annotations
 
 import json
-import logging
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,10 +25,9 @@ from typing import Any, TextIO
 import schemas
 from streams.demo_report import PublishedWindow, ReceivedAlert, SeenResult, format_alert_line
 from streams.settings import Settings
+from streams.topic_reader import TopicReader
 
 __all__ = ["CollectedRecords", "PipelineCollector"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,43 +41,25 @@ class CollectedRecords:
     malformed: int = 0
 
 
-class PipelineCollector:
+class PipelineCollector(TopicReader):
     """Reads the output topics in a thread; see the module docstring."""
 
     def __init__(self, settings: Settings, *, out: TextIO | None = None) -> None:
-        self._settings = settings
+        topics = (settings.topic_alerts, settings.topic_results, settings.topic_offload,
+                  settings.topic_deadletter)  # fmt: skip
+        super().__init__(settings, topics, name="demo-collector", strict=False, poll_ms=300)
         self._out = out
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._alerts: list[ReceivedAlert] = []
         self._results: list[SeenResult] = []
         self._reasons: Counter[str] = Counter()
         self._dead_letters = 0
         self._malformed = 0
         self._capture_end: dict[tuple[str, int], int] = {}
-        self._last_record = time.monotonic()
-        self._assigned = threading.Event()
 
     def note_window(self, window: PublishedWindow) -> None:
         """Remember a published window's capture end (for per-alert latency)."""
         with self._lock:
             self._capture_end[(window.stream_id, window.window_seq)] = window.capture_end_ns
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        self._thread = threading.Thread(target=self._run, name="demo-collector", daemon=True)
-        self._thread.start()
-        if not self._assigned.wait(timeout_s):
-            log.warning("collector_not_assigned", extra={"timeout_s": timeout_s})
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def seconds_since_last_record(self) -> float:
-        with self._lock:
-            return time.monotonic() - self._last_record
 
     def decided_windows(self) -> set[tuple[str, int]]:
         with self._lock:
@@ -96,52 +75,11 @@ class PipelineCollector:
                 malformed=self._malformed,
             )
 
-    # -- thread ---------------------------------------------------------------------------
-    def _consumer(self) -> Any:
-        from kafka import KafkaConsumer, TopicPartition
+    # -- reader thread --------------------------------------------------------------------
 
-        from streams.topics import kafka_python_security, max_message_bytes
-
-        s = self._settings
-        consumer = KafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
-            client_id=f"fallwatch-demo-collector-{s.redis_prefix}",
-            group_id=None,
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=2 * max_message_bytes(s),
-            **kafka_python_security(s),
-        )
-        topics = [s.topic_alerts, s.topic_results, s.topic_offload, s.topic_deadletter]
-        partitions = []
-        for topic in topics:
-            for p in sorted(consumer.partitions_for_topic(topic) or ()):
-                partitions.append(TopicPartition(topic, p))
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        return consumer
-
-    def _run(self) -> None:
-        consumer = None
-        while not self._stop.is_set():
-            try:
-                if consumer is None:
-                    consumer = self._consumer()
-                    self._assigned.set()
-                batch = consumer.poll(timeout_ms=300)
-                for records in batch.values():
-                    for record in records:
-                        self._handle(record)
-            except Exception as exc:  # keep collecting; the demo reports what it saw
-                log.warning("collector_error", extra={"error": repr(exc)})
-                time.sleep(1.0)
-        if consumer is not None:
-            consumer.close()
-
-    def _handle(self, record: Any) -> None:
+    def handle(self, record: Any) -> None:
         s = self._settings
         now_ns = time.time_ns()
-        with self._lock:
-            self._last_record = time.monotonic()
         if record.topic == s.topic_alerts:
             self._handle_alert(record.value, now_ns)
         elif record.topic == s.topic_results:
