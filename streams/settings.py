@@ -111,7 +111,10 @@ class Settings(BaseSettings):
     audit_rate: float = Field(default=0.02, ge=0.0, le=1.0)
 
     # Batching and deadlines
-    edge_batch_max: int = Field(default=16, ge=1)
+    # 4: since a window decodes in ~4 ms, a batch of 16 made each window wait for up to 15
+    # others (p99 0.8 s at 80 % load); 4 keeps the throughput and cut p99 to ~0.17 s on
+    # the 2-core bench (load_tests/README.md). 2 saturates the worker earlier.
+    edge_batch_max: int = Field(default=4, ge=1)
     edge_batch_wait_s: float = Field(default=0.02, ge=0.0)
     cloud_batch_max: int = Field(default=8, ge=1)
     cloud_batch_wait_s: float = Field(default=0.05, ge=0.0)
