@@ -170,12 +170,14 @@ def frame_stats(x: np.ndarray) -> np.ndarray:
     out[:, 3] = energy.max(axis=1)
     out[:, 4] = energy.argmax(axis=1) / max(t - 2, 1)
     out[:, 5] = (diff > _MOVING_LEVEL).mean(axis=(1, 2, 3))
+    if t <= 2:
+        return out  # one difference has no first and second half: centroid shift 0
     rows = (np.arange(h, dtype=np.float32) + 0.5) / h
     row_mass = diff.sum(axis=3)  # [N,T-1,H]
     mass = row_mass.sum(axis=2) + 1e-6  # [N,T-1]
     centroid = (row_mass * rows).sum(axis=2) / mass  # [N,T-1]
-    half = max((t - 1) // 2, 1)
+    half = (t - 1) // 2
     first = (centroid[:, :half] * mass[:, :half]).sum(1) / mass[:, :half].sum(1)
     second = (centroid[:, half:] * mass[:, half:]).sum(1) / mass[:, half:].sum(1)
-    out[:, 6] = second - first if t > 2 else 0.0
+    out[:, 6] = second - first
     return out

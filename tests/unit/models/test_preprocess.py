@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -143,3 +145,13 @@ def test_frame_stats_rgb_is_averaged_to_grey() -> None:
     x = np.zeros((1, 3, 4, 16, 16), dtype=np.float32)
     x[:, 0] = 0.9
     assert frame_stats(x)[0, 0] == pytest.approx(0.3)
+
+
+def test_frame_stats_of_two_frames_compute_no_centroid_shift_and_warn_nothing() -> None:
+    x = np.zeros((3, 1, 2, 16, 16), dtype=np.float32)
+    x[:, :, 1, 8:, :] = 1.0  # motion between the two frames
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0/0 on an empty second half used to warn
+        s = frame_stats(x)
+    assert np.isfinite(s).all()
+    assert s[0, 2] > 0 and s[0, 6] == 0.0
