@@ -35,8 +35,11 @@ from numpy.typing import NDArray
 from models.errors import ModelsError
 from models.windows import LABELS, WINDOW_S, cut_windows, window_label
 
-# Colour conversion (swscale) on the calling thread: PyAV's default starts swscale threads
-# for every frame, several times slower for small frames and no different in output.
+# Colour conversion (swscale) on the calling thread only, for every decode and encode in the
+# project (clip files, synthetic clips, window payloads, camera frames). PyAV's default lets
+# swscale start its own threads for every frame it converts: for a 160x120 window that costs
+# ~7x the single-threaded wall time (thread start-up per frame) and fights the inference
+# threads for the cores. Output is bit-identical (tests/unit/streams/test_video.py).
 SWS_THREADS = 1
 
 __all__ = [

@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import schemas
+from models.clips import SWS_THREADS
 from streams.errors import FallwatchError
 from streams.live_windows import (
     FallTruthRecorder,
@@ -49,7 +50,6 @@ from streams.live_windows import (
     WindowPacer,
 )
 from streams.settings import Settings
-from streams.video import SWS_THREADS
 
 __all__ = [
     "GatewayError",

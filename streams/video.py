@@ -33,12 +33,12 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from models.clips import SWS_THREADS
 from streams.errors import WindowDecodeError, WindowDimensionsError
 
 __all__ = [
     "CODECS",
     "MAX_DIMENSION",
-    "SWS_THREADS",
     "WindowDecodeError",
     "WindowDimensionsError",
     "decode_window",
@@ -51,11 +51,6 @@ CODECS: Final[tuple[str, ...]] = ("h264", "mjpeg", "raw-gray8")
 #: Largest width or height accepted, whatever the pixel cap (FFmpeg's own sanity limit region).
 MAX_DIMENSION: Final[int] = 8192
 _DEFAULT_MAX_FRAMES: Final[int] = 64
-# Colour conversion (swscale) on the calling thread only. PyAV's default lets swscale start
-# its own threads for every frame it converts: for a 160x120 window that costs ~7x the
-# single-threaded time in wall clock (thread start-up per frame) and fights the inference
-# threads for the cores. Output is bit-identical (tests/unit/streams/test_video.py).
-SWS_THREADS: Final[int] = 1
 _DEFAULT_MAX_PIXELS: Final[int] = 1920 * 1080
 _MJPEG_QUALITY_QSCALE: Final[int] = 4  # ffmpeg -q:v scale (2 best .. 31 worst)
 _LUMA_WEIGHTS: Final = np.array([0.299, 0.587, 0.114], dtype=np.float32)
