@@ -23,6 +23,7 @@ from typing import Any
 import schemas
 from streams.settings import Settings
 from streams.topic_reader import TopicReader
+from streams.topics import output_topics
 
 __all__ = ["OutputCollector", "SeenAlert", "SeenOffload", "SeenResult"]
 
@@ -83,9 +84,9 @@ class OutputCollector(TopicReader):
     """Reads the output topics in a thread; see the module docstring."""
 
     def __init__(self, settings: Settings) -> None:
-        topics = (settings.topic_alerts, settings.topic_results, settings.topic_offload,
-                  settings.topic_deadletter)  # fmt: skip
-        super().__init__(settings, topics, name="load-collector", strict=True, poll_ms=100)
+        super().__init__(
+            settings, output_topics(settings), name="load-collector", strict=True, poll_ms=100
+        )
         self._results: list[SeenResult] = []
         self._offloads: list[SeenOffload] = []
         self._alerts: list[SeenAlert] = []

@@ -26,6 +26,7 @@ import schemas
 from streams.demo_report import PublishedWindow, ReceivedAlert, SeenResult, format_alert_line
 from streams.settings import Settings
 from streams.topic_reader import TopicReader
+from streams.topics import output_topics
 
 __all__ = ["CollectedRecords", "PipelineCollector"]
 
@@ -45,9 +46,9 @@ class PipelineCollector(TopicReader):
     """Reads the output topics in a thread; see the module docstring."""
 
     def __init__(self, settings: Settings, *, out: TextIO | None = None) -> None:
-        topics = (settings.topic_alerts, settings.topic_results, settings.topic_offload,
-                  settings.topic_deadletter)  # fmt: skip
-        super().__init__(settings, topics, name="demo-collector", strict=False, poll_ms=300)
+        super().__init__(
+            settings, output_topics(settings), name="demo-collector", strict=False, poll_ms=300
+        )
         self._out = out
         self._alerts: list[ReceivedAlert] = []
         self._results: list[SeenResult] = []

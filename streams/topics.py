@@ -38,6 +38,7 @@ __all__ = [
     "ensure_topics",
     "kafka_python_security",
     "max_message_bytes",
+    "output_topics",
     "service_topics",
 ]
 
@@ -66,6 +67,12 @@ def service_topics(settings: Settings) -> list[str]:
         settings.topic_alerts,
         settings.topic_deadletter,
     ]
+
+
+def output_topics(settings: Settings) -> list[str]:
+    """The topics the pipeline writes (everything but the frames it reads): what a watcher
+    of a run (the demo, the load tests) reads."""
+    return [t for t in service_topics(settings) if t != settings.topic_frames]
 
 
 def max_message_bytes(settings: Settings) -> int:

@@ -88,3 +88,12 @@ async def test_readiness_waits_for_the_consumer_group() -> None:
     assert await group_ready() is True
     app.on_rebalance_start()
     assert await group_ready() is False  # a later rebalance
+
+
+def test_output_topics_are_every_service_topic_but_the_frames() -> None:
+    from streams.topics import output_topics, service_topics
+
+    s = Settings(topic_frames="f", topic_offload="o", topic_results="r", topic_alerts="a",
+                 topic_deadletter="d")  # fmt: skip
+    assert output_topics(s) == ["o", "r", "a", "d"]
+    assert set(service_topics(s)) - set(output_topics(s)) == {"f"}
