@@ -53,12 +53,10 @@ def make_session(data: bytes, threads: int = 1) -> ort.InferenceSession:
 
 
 @dataclass(frozen=True)
-class EdgeOutput:
-    """Edge model result for N windows."""
+class _ClassProbs:
+    """Class probabilities of N windows, as every video model gives them."""
 
     probs: np.ndarray  # [N,2] float32, column 1 = fall
-    embedding: np.ndarray  # [N,D] float32; D = 0 when the model emits none
-    stats: np.ndarray  # [N,k] float32, columns = preprocess.STAT_NAMES
 
     @property
     def p_fall(self) -> np.ndarray:
@@ -72,19 +70,16 @@ class EdgeOutput:
 
 
 @dataclass(frozen=True)
-class CloudOutput:
+class CloudOutput(_ClassProbs):
     """Cloud model result for N windows."""
 
-    probs: np.ndarray  # [N,2] float32
 
-    @property
-    def p_fall(self) -> np.ndarray:
-        return self.probs[:, 1]
+@dataclass(frozen=True)
+class EdgeOutput(_ClassProbs):
+    """Edge model result for N windows: the probabilities plus what the switcher reads."""
 
-    @property
-    def label(self) -> np.ndarray:
-        out: np.ndarray = self.probs.argmax(axis=1)
-        return out
+    embedding: np.ndarray  # [N,D] float32; D = 0 when the model emits none
+    stats: np.ndarray  # [N,k] float32, columns = preprocess.STAT_NAMES
 
 
 class _OnnxModel:
