@@ -26,6 +26,7 @@ __all__ = [
     "WINDOW_S",
     "cut_windows",
     "resample_frames",
+    "window_indices",
     "window_label",
 ]
 
@@ -95,6 +96,39 @@ def cut_windows(
         if first + n_win > resampled.shape[0]:
             break
         out.append((k * stride_s, resampled[first : first + n_win]))
+        k += 1
+    return out
+
+
+def window_indices(
+    n_frames: int,
+    fps: float,
+    *,
+    window_s: float = WINDOW_S,
+    stride_s: float = STRIDE_S,
+    out_fps: float = WINDOW_FPS,
+) -> list[tuple[float, NDArray[np.int64]]]:
+    """Source-frame indices of each window ``cut_windows`` cuts from an ``n_frames`` clip.
+
+    ``frames[idx]`` equals that window; used to cut per-frame values (for example the
+    generator's posture track) exactly like the frames they describe.
+    """
+    if not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if abs(fps - out_fps) < _EPS:
+        src = np.arange(n_frames, dtype=np.int64)
+    else:
+        n_out = math.floor(n_frames / fps * out_fps + _EPS)
+        times = np.arange(n_out, dtype=np.float64) / out_fps
+        src = np.minimum(np.floor(times * fps + 0.5).astype(np.int64), n_frames - 1)
+    n_win = round(window_s * out_fps)
+    out: list[tuple[float, NDArray[np.int64]]] = []
+    k = 0
+    while True:
+        first = math.floor(k * stride_s * out_fps + _EPS)
+        if first + n_win > src.shape[0]:
+            break
+        out.append((k * stride_s, src[first : first + n_win]))
         k += 1
     return out
 

@@ -4,7 +4,8 @@ Inputs: a seed, a preset name (``train``, ``heldout``, ``demo``), optionally an 
 name, frame size, frame rate and duration. Outputs: ``render_clip`` gives RGB uint8 frames
 ``[T, H, W, 3]`` and a ``ClipMeta`` (label, action, fall descent times, seed, preset, the
 codec quality to encode with); ``simulate_clip`` gives the 3D motion alone (for tests and
-analysis).
+analysis); ``clip_posture`` gives the main person's posture per frame (``POSTURE_NAMES``),
+an auxiliary training target that never reaches a model at run time.
 
 Guarantees: everything is drawn from one ``numpy.random.Generator`` seeded with the seed
 and the preset name, in a fixed order, so the same arguments give byte-identical frames
@@ -33,12 +34,15 @@ from models.synth.skeleton import Figure, forward_kinematics, joint_index, rando
 from models.synth.timeline import Timeline
 
 __all__ = [
+    "POSTURE_NAMES",
     "Actor",
     "ClipMeta",
     "ClipMotion",
     "Walker",
+    "clip_posture",
     "draw_exposure",
     "open_joints",
+    "posture",
     "preset_entropy",
     "render_clip",
     "render_people",
@@ -48,6 +52,12 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 F32 = NDArray[np.float32]
 _PELVIS = joint_index("pelvis")
+_NECK = joint_index("neck")
+_HEAD_TOP = joint_index("head_top")
+# Per frame: head-top height above the floor over the person's standing height (about 1
+# standing, 0.5-0.7 sitting or bending, under 0.3 lying), and how upright the trunk is
+# (cosine of the pelvis-to-neck line's angle to vertical: 1 upright, 0 horizontal).
+POSTURE_NAMES = ("head_height", "trunk_upright")
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,28 @@ def simulate_clip(
     if rng.uniform() < p.second_person_prob:
         others = (_passer_by(rng, joints[:, _PELVIS, :2].mean(axis=0), times),)
     return ClipMotion(plan, fig, times, joints, duration, others), rng
+
+
+def posture(motion: ClipMotion) -> F32:
+    """The main person's posture per frame, ``[T, len(POSTURE_NAMES)]`` float32."""
+    j = motion.joints
+    head = j[:, _HEAD_TOP, 2] / motion.fig.height
+    trunk = j[:, _NECK] - j[:, _PELVIS]
+    upright = trunk[:, 2] / np.maximum(np.linalg.norm(trunk, axis=1), 1e-6)
+    out: F32 = np.stack([head, upright], axis=1).astype(np.float32)
+    return out
+
+
+def clip_posture(
+    seed: int, *, preset: str = "train", fps: float = 8.0, duration_s: float | None = None
+) -> F32:
+    """``posture`` of the clip ``render_clip`` draws with the same arguments, one row per frame.
+
+    Re-simulates the motion only (no rendering): the motion is drawn first from the clip's
+    generator, so it is the same motion whatever is rendered afterwards.
+    """
+    motion, _ = simulate_clip(seed, preset=preset, fps=fps, duration_s=duration_s)
+    return posture(motion)
 
 
 def _compose(

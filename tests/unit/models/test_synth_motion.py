@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.synth.actions import ACTION_WEIGHTS, ACTIONS, FALL_ACTIONS, choose_action
-from models.synth.clip import simulate_clip
+from models.synth.clip import POSTURE_NAMES, clip_posture, posture, render_clip, simulate_clip
 from models.synth.presets import PRESETS
 from models.synth.skeleton import CAPSULES, joint_index
 
@@ -108,3 +108,32 @@ def test_motion_blur_samples_the_pose_earlier_in_the_exposure() -> None:
     shutters = [draw_exposure(np.random.default_rng(i), preset) for i in range(200)]
     assert all(s == 0.0 or 0.01 <= s <= preset.max_exposure_s for s in shutters)
     assert 0 < sum(s > 0 for s in shutters) < 200
+
+
+@pytest.mark.parametrize("action", FALL_ACTIONS)
+def test_posture_track_goes_from_upright_to_lying_in_a_fall(action: str) -> None:
+    motion, _ = simulate_clip(7, action=action, fps=8.0)
+    assert motion.plan.fall is not None
+    onset, impact = motion.plan.fall
+    track = posture(motion)
+    assert track.shape == (len(motion.times), len(POSTURE_NAMES))
+    head, upright = track[:, 0], track[:, 1]
+    before, after = motion.times < onset - 0.1, motion.times > impact + 0.5
+    # A slump starts seated (head about 0.7 of standing height), the others standing.
+    assert head[before].min() > (0.55 if action == "slump_from_chair" else 0.85)
+    assert head[after].max() < 0.4, "the head ends near the floor"
+    assert upright[after].max() < 0.6, "the trunk ends closer to horizontal than upright"
+
+
+def test_posture_of_a_person_standing_still_stays_upright() -> None:
+    track = posture(simulate_clip(3, action="stand_still", fps=8.0)[0])
+    assert track[:, 0].min() > 0.85
+    assert track[:, 1].min() > 0.9
+
+
+def test_clip_posture_has_one_row_per_rendered_frame_and_is_deterministic() -> None:
+    frames, meta = render_clip(21, width=32, height=24)
+    track = clip_posture(21, fps=meta.fps)
+    assert track.shape == (frames.shape[0], 2) and track.dtype == np.float32
+    assert np.array_equal(track, clip_posture(21, fps=meta.fps))
+    assert not np.array_equal(track, clip_posture(21, preset="heldout", fps=meta.fps))

@@ -13,6 +13,7 @@ from models.windows import (
     WINDOW_S,
     cut_windows,
     resample_frames,
+    window_indices,
     window_label,
 )
 
@@ -59,6 +60,17 @@ def test_malformed_input_is_rejected() -> None:
         cut_windows(np.zeros((10, 4, 4), dtype=np.uint8), 8.0)
     with pytest.raises(ValueError):
         cut_windows(_indexed_clip(20), 0.0)
+
+
+@pytest.mark.parametrize(("n", "fps"), [(40, 8.0), (120, 24.0), (30, 10.0), (91, 12.5),
+                                        (200, 30.0), (15, 8.0)])  # fmt: skip
+def test_window_indices_pick_the_frames_cut_windows_cuts(n: int, fps: float) -> None:
+    clip = _indexed_clip(n)
+    cuts = window_indices(n, fps)
+    wins = cut_windows(clip, fps)
+    assert [s for s, _ in cuts] == [s for s, _ in wins]
+    for (_, idx), (_, win) in zip(cuts, wins, strict=True):
+        assert np.array_equal(clip[idx], win)
 
 
 @pytest.mark.parametrize(
