@@ -65,9 +65,6 @@ class BuildConfig:
     edge_static_augment: float = 0.7  # same for the edge (per-step torch augmentation is
     # slower than the edge's own training step on this CPU)
     cloud_tta_flip: bool = True
-    # Weight of the posture regression loss (models.train.aux_loss; 0 = not used).
-    edge_aux_weight: float = 0.0
-    cloud_aux_weight: float = 0.0
     offload_rate: float = 0.2
     workers: int = 2
     train_threads: int = 2
@@ -291,7 +288,7 @@ def _render_train(cfg: BuildConfig, progress: bool, cache_dir: Path | None) -> d
                          sort_keys=True)  # fmt: skip
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     folder = cache_dir / f"train-{key}" if cache_dir else None
-    fields = ("x", "y", "clip", "clip_label", "aux")
+    fields = ("x", "y", "clip", "clip_label")
     if folder is not None and (folder / "done").exists():
         print(f"[build] train windows loaded from cache {folder}")
         return {role: LabeledArrays(*(np.load(folder / f"{role}_{f}.npy", allow_pickle=False)
@@ -329,10 +326,9 @@ def _train_role(role: str, d: Any, cfg: BuildConfig, out: Path, progress: bool) 
                        threads=cfg.train_threads, tta_flip=tta, progress=progress,
                        batch_size=64 if edge else 32,
                        augment="light" if edge else "flip",
-                       decision="window_errors" if edge else "clip_f1",
-                       aux_weight=cfg.edge_aux_weight if edge else cfg.cloud_aux_weight)  # fmt: skip
-    res = train_video_model("edge" if edge else "cloud",
-                            WindowSet(d.x, d.y, d.clip, d.clip_label, d.aux), spec, tcfg)  # fmt: skip
+                       decision="window_errors" if edge else "clip_f1")  # fmt: skip
+    res = train_video_model("edge" if edge else "cloud", WindowSet(d.x, d.y, d.clip, d.clip_label),
+                            spec, tcfg)  # fmt: skip
     example = torch.zeros(1, spec.channels, spec.frames, spec.height, spec.width)
     macs = count_macs(ExportWrapper(res.net, with_embedding=edge, tta_flip=tta), example)
     meta = ModelMeta(
@@ -416,20 +412,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", default="", help="free text for the model card's build notes")
     parser.add_argument("--edge-epochs", type=int, default=None)
     parser.add_argument("--cloud-minutes", type=float, default=None)
-    parser.add_argument("--cloud-epochs", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
     parser.add_argument(
-        "--edge-aux-weight",
-        type=float,
+        "--cloud-epochs",
+        type=int,
         default=None,
-        help="weight of the edge's posture regression loss (0 = off)",
+        help="cloud epochs to plan (default 12; --cloud-minutes may cut them)",
     )
-    parser.add_argument(
-        "--cloud-aux-weight",
-        type=float,
-        default=None,
-        help="weight of the cloud's posture regression loss (0 = off)",
-    )
+    parser.add_argument("--seed", type=int, default=None,
+                        help="training and distillation seed (default 0); held-out F1 moves by "
+                             "several points between seeds (docs/MODEL_EXPERIMENTS.md)")  # fmt: skip
     parser.add_argument("--keep", choices=("edge", "cloud"), action="append", default=[],
                         help="with --resume-from: keep this trained model instead of "
                              "retraining it (repeatable)")  # fmt: skip
@@ -470,10 +461,6 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, cloud_epochs=args.cloud_epochs)
     if args.seed is not None:
         cfg = replace(cfg, seed=args.seed)
-    if args.edge_aux_weight is not None:
-        cfg = replace(cfg, edge_aux_weight=args.edge_aux_weight)
-    if args.cloud_aux_weight is not None:
-        cfg = replace(cfg, cloud_aux_weight=args.cloud_aux_weight)
     if args.keep and not args.resume_from:
         parser.error("--keep needs --resume-from")
     heldout = args.heldout_dir or Path("data/heldout-quick" if args.quick else "data/heldout")

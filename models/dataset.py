@@ -35,7 +35,7 @@ from models.augment import camera_jitter, photometric_jitter
 from models.errors import TrainingError
 from models.metadata import InputSpec
 from models.preprocess import to_model_uint8
-from models.windows import WINDOW_S, cut_windows, window_indices, window_label
+from models.windows import WINDOW_S, cut_windows, window_label
 
 __all__ = [
     "LabeledArrays",
@@ -57,7 +57,6 @@ class LabeledArrays:
     y: np.ndarray
     clip: np.ndarray
     clip_label: np.ndarray
-    aux: np.ndarray | None = None  # [N,16,K] float32 posture per canonical frame, or None
 
 
 def _windows_of(
@@ -71,31 +70,22 @@ def _windows_of(
 
 
 _Job = tuple[int, str, tuple[tuple[str, InputSpec, float, float], ...], bool]
-_Result = tuple[dict[str, np.ndarray], dict[str, np.ndarray], int, dict[str, np.ndarray]]
+_Result = tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]
 
 
 def _render_labeled(job: _Job) -> _Result:
     """Worker: render one clip → per-role (inputs, labels) and the clip label."""
     from models.synth import codec_round_trip, render_clip
-    from models.synth.clip import clip_posture
 
     seed, preset, roles, codec = job
     frames, meta = render_clip(seed, preset=preset)
-    # The posture track is per rendered frame; cut it exactly like the frames.
-    track = clip_posture(seed, preset=preset, fps=meta.fps)
-    cuts = window_indices(len(track), meta.fps)
-    poses = (np.stack([track[idx] for _, idx in cuts]) if cuts
-             else np.zeros((0, 16, track.shape[1]), dtype=np.float32))  # fmt: skip
     if codec:
         frames = codec_round_trip(frames, meta.fps, meta.crf)
     wins, labels = _windows_of(frames, meta.fps, meta.fall_start_s, meta.fall_end_s)
-    if len(poses) != len(wins):
-        raise TrainingError(f"clip {seed}: {len(wins)} windows but {len(poses)} posture windows")
     y = np.array(labels, dtype=np.int64)
     rng = np.random.default_rng(seed + 17)
     xs: dict[str, np.ndarray] = {}
     ys: dict[str, np.ndarray] = {}
-    auxs: dict[str, np.ndarray] = {}
     for role, spec, keep_neg, aug_p in roles:
         keep = (y == 1) | (rng.random(len(y)) < keep_neg)
         idx = np.flatnonzero(keep)
@@ -107,8 +97,7 @@ def _render_labeled(job: _Job) -> _Result:
             else:
                 x[j] = to_model_uint8(wins[i], spec)
         xs[role], ys[role] = x, y[idx]
-        auxs[role] = poses[idx]
-    return xs, ys, int(meta.label == "fall"), auxs
+    return xs, ys, int(meta.label == "fall")
 
 
 def _render_unlabeled(job: tuple[int, str, bool]) -> list[np.ndarray]:
@@ -138,9 +127,8 @@ def _assemble(
         cl = [np.full(len(y), r[2], dtype=np.int64) for (_, r), y in zip(results, ys, strict=True)]
         if not xs or sum(len(y) for y in ys) == 0:
             raise TrainingError(f"no windows rendered for {role}")
-        aux = np.concatenate([r[3][role] for _, r in results])
         out[role] = LabeledArrays(np.concatenate(xs), np.concatenate(ys), np.concatenate(clips),
-                                  np.concatenate(cl), aux)  # fmt: skip
+                                  np.concatenate(cl))  # fmt: skip
     return out
 
 

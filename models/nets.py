@@ -16,10 +16,6 @@ Imported only by training/export code; the runtime never imports torch.
 - `fall_bias` buffers: a constant added to the fall logit, set after training to
   move the decision threshold chosen on the labeled validation split into the
   model (so argmax everywhere means the calibrated decision).
-- Auxiliary posture heads (`aux_dim > 0`, training only): `forward_aux` also
-  returns a posture estimate per time step `[N,S,aux_dim]` from the same features
-  (the cloud: per temporal position of its last block; the edge: `aux_steps` steps
-  from its pooled features). `forward` and the exported ONNX graph never use them.
 - `ExportWrapper` turns logits into the ONNX contract's `probs` (+ `embedding`).
 - `count_macs` counts conv/linear multiply-adds with forward hooks.
 """
@@ -45,10 +41,7 @@ def _conv_bn(cin: int, cout: int, k: tuple[int, int], s: tuple[int, int]) -> nn.
 class EdgeNet(nn.Module):
     """Small 2D CNN over stacked frames and in-graph frame differences."""
 
-    def __init__(
-        self, frames: int = 8, width: int = 16, embedding_dim: int = 32, aux_dim: int = 0,
-        aux_steps: int = 4,
-    ) -> None:  # fmt: skip
+    def __init__(self, frames: int = 8, width: int = 16, embedding_dim: int = 32) -> None:
         super().__init__()
         cin = 2 * frames - 1
         w = width
@@ -62,32 +55,16 @@ class EdgeNet(nn.Module):
         self.dropout = nn.Dropout(0.2)
         self.head = nn.Linear(embedding_dim, 2)
         self.register_buffer("fall_bias", torch.zeros(()))
-        # Created last, so the other layers' initial weights do not depend on it.
-        self.aux_shape = (aux_steps, aux_dim)
-        self.aux_head = nn.Linear(4 * w, aux_steps * aux_dim) if aux_dim > 0 else None
 
-    def _pooled(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         g = x[:, 0]  # [N,T,H,W]
         # Differences are small next to intensities; x4 brings them to a similar range.
         diff = (g[:, 1:] - g[:, :-1]) * 4.0
-        h: torch.Tensor = self.features(torch.cat([g, diff], dim=1)).mean(dim=(2, 3))
-        return h
-
-    def _logits(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(torch.cat([g, diff], dim=1))
+        h = h.mean(dim=(2, 3))
         emb = F.relu(self.embed(h))
         logits = self.head(self.dropout(emb))
         return logits + _fall_shift(self.get_buffer("fall_bias")), emb
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._logits(self._pooled(x))
-
-    def forward_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, posture estimate [N, aux_steps, aux_dim]) in one pass."""
-        if self.aux_head is None:
-            raise ValueError("EdgeNet was built without an auxiliary head (aux_dim=0)")
-        h = self._pooled(x)
-        logits, _ = self._logits(h)
-        return logits, self.aux_head(h).reshape(-1, *self.aux_shape)
 
 
 def _fall_shift(bias: torch.Tensor) -> torch.Tensor:
@@ -133,7 +110,7 @@ class CloudNet(nn.Module):
     handing it over explicitly makes the most of a short training budget.
     """
 
-    def __init__(self, width: int = 32, aux_dim: int = 0) -> None:
+    def __init__(self, width: int = 32) -> None:
         super().__init__()
         w = width
         self.stem = _Spatial(6, w, 4, 4)
@@ -149,31 +126,13 @@ class CloudNet(nn.Module):
         self.dropout = nn.Dropout(0.3)
         self.head = nn.Linear(4 * w, 2)
         self.register_buffer("fall_bias", torch.zeros(()))
-        # Created last, so the other layers' initial weights do not depend on it.
-        self.aux_head = nn.Linear(4 * w, aux_dim) if aux_dim > 0 else None
 
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
-        """[N,C,T',H',W'] output of the last block."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
-        h: torch.Tensor = self.blocks(self.stem(torch.cat([x, diff * 4.0], dim=1)))
-        return h
-
-    def _logits(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.blocks(self.stem(torch.cat([x, diff * 4.0], dim=1)))
         emb = h.mean(dim=(2, 3, 4))
         logits = self.head(self.dropout(emb))
         return logits + _fall_shift(self.get_buffer("fall_bias")), emb
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._logits(self._features(x))
-
-    def forward_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, posture estimate [N, T', aux_dim] per temporal position) in one pass."""
-        if self.aux_head is None:
-            raise ValueError("CloudNet was built without an auxiliary head (aux_dim=0)")
-        h = self._features(x)
-        logits, _ = self._logits(h)
-        per_step = h.mean(dim=(3, 4)).transpose(1, 2)  # [N,T',C]
-        return logits, self.aux_head(per_step)
 
 
 class SwitcherNet(nn.Module):

@@ -8,10 +8,6 @@ validation numbers.
 Procedure and guarantees:
 - a validation split of whole clips (`val_fraction`, seeded) is held out of the
   gradient steps; it is part of the labeled TRAINING data, never the held-out set;
-- with `aux_weight > 0` and posture targets in the data (`WindowSet.aux`, synthetic
-  clips only) the net also regresses the person's posture over time (mean squared
-  error, weighted by `aux_weight`, added to the classification loss): a dense,
-  camera-independent signal about what the body does; the exported model is unchanged;
 - class-balanced sampling (positives drawn as often as `pos_share` of a batch),
   label smoothing, AdamW with warm-up + cosine LR, per-step augmentations aimed at
   camera/domain shift (`augment="full"`: flip, zoom/shift/roll, gain/contrast/
@@ -69,14 +65,12 @@ class WindowSet:
     y: np.ndarray  # int64 [N] window labels (window_label)
     clip: np.ndarray  # int64 [N] clip id
     clip_label: np.ndarray  # int64 [N] label of the window's clip (1 = fall clip)
-    aux: np.ndarray | None = None  # float32 [N,T,K] posture per canonical frame, optional
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     def subset(self, idx: np.ndarray) -> WindowSet:
-        aux = None if self.aux is None else self.aux[idx]
-        return WindowSet(self.x[idx], self.y[idx], self.clip[idx], self.clip_label[idx], aux)
+        return WindowSet(self.x[idx], self.y[idx], self.clip[idx], self.clip_label[idx])
 
 
 @dataclass(frozen=True)
@@ -97,7 +91,6 @@ class TrainConfig:
     # How the decision threshold is chosen on validation: best clip-level F1 (a model
     # deciding alone) or fewest wrong windows (the edge, whose windows the cloud fixes).
     decision: Literal["clip_f1", "window_errors"] = "clip_f1"
-    aux_weight: float = 0.0  # weight of the posture regression loss (0: not trained)
     progress: bool = True
 
 
@@ -116,17 +109,10 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def build_net(role: Role, spec: InputSpec, width: int, aux_dim: int = 0) -> EdgeNet | CloudNet:
+def build_net(role: Role, spec: InputSpec, width: int) -> nn.Module:
     if role == "edge":
-        return EdgeNet(frames=spec.frames, width=width, aux_dim=aux_dim)
-    return CloudNet(width=width, aux_dim=aux_dim)
-
-
-def aux_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """MSE between a posture estimate `[B,S,K]` and per-frame targets `[B,T,K]`, the
-    targets averaged over time into the estimate's S steps."""
-    pooled = F.adaptive_avg_pool1d(target.transpose(1, 2), pred.shape[1]).transpose(1, 2)
-    return F.mse_loss(pred, pooled)
+        return EdgeNet(frames=spec.frames, width=width)
+    return CloudNet(width=width)
 
 
 def augment_batch(x: torch.Tensor, gen: torch.Generator, rgb: bool) -> torch.Tensor:
@@ -231,11 +217,7 @@ def train_video_model(
         raise TrainingError(
             f"{role}: training split needs both classes, labels={np.unique(train.y)}"
         )
-    aux = train.aux if cfg.aux_weight > 0 else None
-    if cfg.aux_weight > 0 and aux is None:
-        log.warning("%s: aux_weight=%s but the data has no posture targets; not used",
-                    role, cfg.aux_weight)  # fmt: skip
-    net = build_net(role, spec, cfg.width, aux_dim=0 if aux is None else int(aux.shape[2]))
+    net = build_net(role, spec, cfg.width)
     pos, neg = np.flatnonzero(train.y == 1), np.flatnonzero(train.y == 0)
     per_epoch = cfg.samples_per_epoch or len(train)
     steps = max(1, per_epoch // cfg.batch_size)
@@ -276,13 +258,8 @@ def train_video_model(
                 flip = (torch.rand(len(idx), generator=gen) < 0.5).view(-1, 1, 1, 1, 1)
                 xb = torch.where(flip, xb.flip(4), xb)
             yb = torch.from_numpy(train.y[idx]).long()
-            if aux is None:
-                logits, _ = net(xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=0.05)
-            else:
-                logits, aux_pred = net.forward_aux(xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=0.05)
-                loss = loss + cfg.aux_weight * aux_loss(aux_pred, torch.from_numpy(aux[idx]))
+            logits, _ = net(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=0.05)
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]  # torch stubs leave it untyped
             opt.step()

@@ -34,25 +34,14 @@ def test_train_export_distil_evaluate_chain(tmp_path: Path) -> None:
     data = synth_windowsets(clip_seeds(11, 8), "train", specs, workers=1, progress=False,
                             static_augment={"cloud": 0.5})  # fmt: skip
     assert data["edge"].y.sum() > 0 and (data["edge"].y == 0).sum() > 0
-    # Posture targets ride along: the edge keeps every window, so clip 0's rows are the
-    # generator's posture track cut like its frames.
-    from models.synth.clip import clip_posture
-    from models.windows import window_indices
-
-    track = clip_posture(clip_seeds(11, 1)[0])
-    expected = np.stack([track[idx] for _, idx in window_indices(len(track), 8.0)])
-    edge_aux = data["edge"].aux
-    assert edge_aux is not None and np.array_equal(edge_aux[data["edge"].clip == 0], expected)
     paths = {}
     for role, width, tta in (("edge", 4, False), ("cloud", 4, True)):
         d = data[role]
         cfg = TrainConfig(epochs=1, width=width, batch_size=8, samples_per_epoch=16,
                           tta_flip=tta, progress=False,
                           augment="light" if role == "edge" else "full",
-                          decision="window_errors" if role == "edge" else "clip_f1",
-                          aux_weight=0.0 if role == "edge" else 1.0)  # fmt: skip
-        res = train_video_model(role, WindowSet(d.x, d.y, d.clip, d.clip_label, d.aux),
-                                specs[role], cfg)  # fmt: skip
+                          decision="window_errors" if role == "edge" else "clip_f1")  # fmt: skip
+        res = train_video_model(role, WindowSet(d.x, d.y, d.clip, d.clip_label), specs[role], cfg)
         assert 0.0 < res.threshold < 1.0
         paths[role] = tmp_path / f"{role}.onnx"
         meta = ModelMeta(role=role, name=f"smoke-{role}", version="0", input=specs[role], seed=0)
