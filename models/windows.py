@@ -47,6 +47,30 @@ def _check_frames(frames: NDArray[np.uint8], fps: float) -> None:
         raise ValueError(f"fps must be positive, got {fps}")
 
 
+def _source_index(n_src: int, fps: float, out_fps: float) -> NDArray[np.int64]:
+    """For each output frame ``k`` (time ``k / out_fps``), the nearest source frame."""
+    n_out = math.floor(n_src / fps * out_fps + _EPS)
+    times = np.arange(n_out, dtype=np.float64) / out_fps
+    return np.minimum(np.floor(times * fps + 0.5).astype(np.int64), n_src - 1)
+
+
+def _window_spans(
+    n_frames: int, window_s: float, stride_s: float, out_fps: float
+) -> list[tuple[float, int, int]]:
+    """``(start_s, first, stop)`` of each window in a clip of ``n_frames`` at ``out_fps``."""
+    if window_s <= 0 or stride_s <= 0:
+        raise ValueError("window_s and stride_s must be positive")
+    n_win = round(window_s * out_fps)
+    spans: list[tuple[float, int, int]] = []
+    k = 0
+    while True:
+        first = math.floor(k * stride_s * out_fps + _EPS)
+        if first + n_win > n_frames:
+            return spans
+        spans.append((k * stride_s, first, first + n_win))
+        k += 1
+
+
 def resample_frames(
     frames: NDArray[np.uint8], fps: float, out_fps: float = WINDOW_FPS
 ) -> NDArray[np.uint8]:
@@ -59,13 +83,9 @@ def resample_frames(
     _check_frames(frames, fps)
     if not math.isfinite(out_fps) or out_fps <= 0:
         raise ValueError(f"out_fps must be positive, got {out_fps}")
-    n_src = frames.shape[0]
     if abs(fps - out_fps) < _EPS:
         return frames
-    n_out = math.floor(n_src / fps * out_fps + _EPS)
-    times = np.arange(n_out, dtype=np.float64) / out_fps
-    idx = np.minimum(np.floor(times * fps + 0.5).astype(np.int64), n_src - 1)
-    out: NDArray[np.uint8] = frames[idx]
+    out: NDArray[np.uint8] = frames[_source_index(frames.shape[0], fps, out_fps)]
     return out
 
 
@@ -87,17 +107,8 @@ def cut_windows(
     if window_s <= 0 or stride_s <= 0:
         raise ValueError("window_s and stride_s must be positive")
     resampled = resample_frames(frames, fps, out_fps)
-    n_win = round(window_s * out_fps)
-    n_stride = stride_s * out_fps
-    out: list[tuple[float, NDArray[np.uint8]]] = []
-    k = 0
-    while True:
-        first = math.floor(k * n_stride + _EPS)
-        if first + n_win > resampled.shape[0]:
-            break
-        out.append((k * stride_s, resampled[first : first + n_win]))
-        k += 1
-    return out
+    spans = _window_spans(resampled.shape[0], window_s, stride_s, out_fps)
+    return [(start_s, resampled[first:stop]) for start_s, first, stop in spans]
 
 
 def window_indices(
@@ -118,19 +129,9 @@ def window_indices(
     if abs(fps - out_fps) < _EPS:
         src = np.arange(n_frames, dtype=np.int64)
     else:
-        n_out = math.floor(n_frames / fps * out_fps + _EPS)
-        times = np.arange(n_out, dtype=np.float64) / out_fps
-        src = np.minimum(np.floor(times * fps + 0.5).astype(np.int64), n_frames - 1)
-    n_win = round(window_s * out_fps)
-    out: list[tuple[float, NDArray[np.int64]]] = []
-    k = 0
-    while True:
-        first = math.floor(k * stride_s * out_fps + _EPS)
-        if first + n_win > src.shape[0]:
-            break
-        out.append((k * stride_s, src[first : first + n_win]))
-        k += 1
-    return out
+        src = _source_index(n_frames, fps, out_fps)
+    spans = _window_spans(src.shape[0], window_s, stride_s, out_fps)
+    return [(start_s, src[first:stop]) for start_s, first, stop in spans]
 
 
 def window_label(
