@@ -7,7 +7,9 @@ Outputs: a printed table and a JSON dict (written with `--json`) with, per
 policy (edge_only, cloud_only, confidence, dmd, oracle): precision, recall, f1
 (fall class, clip level: a clip is a detected fall when any of its windows'
 final decision is fall), window_f1, offload_rate, compute_ms_per_window,
-cost_vs_cloud; the measured per-window times and what they include; the F1 vs
+cost_vs_cloud, f1_ci95 (95 % interval from a paired bootstrap over clips); the
+paired F1 differences dmd - cloud_only and dmd - confidence with their intervals;
+the measured per-window times and what they include; the F1 vs
 offload-rate curve; model versions/sha256. Optional PNG plot (matplotlib Agg).
 Policies: dmd offloads windows whose switcher score >= the switcher's
 threshold for the rate (calibrated on the unlabeled DMD pool, never here);
@@ -38,7 +40,9 @@ import numpy as np
 from tqdm import tqdm
 
 from models.metrics import (
+    F1Bootstrap,
     PolicyDecision,
+    clip_f1_bootstrap,
     clip_level,
     confidence_policy,
     dmd_policy,
@@ -51,15 +55,21 @@ __all__ = [
     "ComputeTimes",
     "Predictions",
     "collect_predictions",
+    "differences_report",
     "evaluate_folder",
+    "f1_bootstrap",
     "f1_curve",
     "format_table",
     "measure_compute",
     "plot_curve",
+    "policy_decisions",
     "policy_metrics",
 ]
 
 POLICIES = ("edge_only", "cloud_only", "confidence", "dmd", "oracle")
+# The comparisons the targets are about (DESIGN section 6), as paired F1 differences.
+DIFFERENCES = (("dmd", "cloud_only"), ("dmd", "confidence"))
+BOOTSTRAP_REPS = 2000
 CURVE_RATES = tuple(round(0.05 * i, 2) for i in range(21))
 
 
@@ -217,12 +227,10 @@ def _metrics(dec: PolicyDecision, pred: Predictions) -> dict[str, float]:
     }
 
 
-def policy_metrics(
-    pred: Predictions, times: ComputeTimes | None, *, threshold: float
-) -> dict[str, dict[str, float]]:
-    """Metrics of the five policies; dmd at `threshold`, confidence at dmd's achieved rate."""
+def policy_decisions(pred: Predictions, *, threshold: float) -> dict[str, PolicyDecision]:
+    """The five policies' decisions; dmd at `threshold`, confidence at dmd's achieved rate."""
     dmd = dmd_policy(pred.edge_pred, pred.cloud_pred, pred.switcher_score, threshold=threshold)
-    decisions = {
+    return {
         "edge_only": PolicyDecision(pred.edge_pred == 1, np.zeros(len(pred.y), dtype=bool)),
         "cloud_only": PolicyDecision(pred.cloud_pred == 1, np.ones(len(pred.y), dtype=bool)),
         "confidence": confidence_policy(
@@ -231,8 +239,18 @@ def policy_metrics(
         "dmd": dmd,
         "oracle": oracle_policy(pred.edge_pred, pred.cloud_pred, pred.y),
     }
-    out: dict[str, dict[str, float]] = {}
-    for name, dec in decisions.items():
+
+
+def policy_metrics(
+    pred: Predictions,
+    times: ComputeTimes | None,
+    *,
+    threshold: float,
+    bootstrap: F1Bootstrap | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Metrics of the five policies (`policy_decisions`), with F1 intervals when given."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, dec in policy_decisions(pred, threshold=threshold).items():
         m = _metrics(dec, pred)
         if times is not None:
             if name == "cloud_only":
@@ -242,8 +260,23 @@ def policy_metrics(
                 ms = times.edge_ms + switcher + dec.offload_rate * times.cloud_ms
             m["compute_ms_per_window"] = ms
             m["cost_vs_cloud"] = ms / times.cloud_ms
-        out[name] = m
+        out[name] = {**m, **({"f1_ci95": list(bootstrap.intervals[name])} if bootstrap else {})}
     return out
+
+
+def f1_bootstrap(pred: Predictions, *, threshold: float, seed: int = 0) -> F1Bootstrap:
+    """Paired clip bootstrap of every policy's F1 and of the `DIFFERENCES`."""
+    finals = {name: dec.final for name, dec in policy_decisions(pred, threshold=threshold).items()}
+    return clip_f1_bootstrap(finals, pred.clip, pred.clip_label, pairs=DIFFERENCES,
+                             reps=BOOTSTRAP_REPS, seed=seed)  # fmt: skip
+
+
+def differences_report(boot: F1Bootstrap) -> dict[str, Any]:
+    """JSON form of the paired differences: ``{"dmd_minus_cloud_only": {...}, ...}``."""
+    return {
+        f"{a}_minus_{b}": {"f1": d, "ci95": [lo, hi], "reps": boot.reps, "unit": "clip"}
+        for (a, b), (d, lo, hi) in boot.differences.items()
+    }
 
 
 def f1_curve(pred: Predictions, rates: Sequence[float] = CURVE_RATES) -> dict[str, list[float]]:
@@ -288,18 +321,24 @@ def plot_curve(
 
 def format_table(report: dict[str, Any]) -> str:
     t = report.get("timing")
-    head = (f"{'policy':<11} {'prec':>6} {'recall':>6} {'F1':>6} {'win_F1':>6} "
-            f"{'offload':>7} {'ms/win':>7} {'cost':>6}")  # fmt: skip
+    head = (f"{'policy':<11} {'prec':>6} {'recall':>6} {'F1':>6} {'F1 95% CI':>13} "
+            f"{'win_F1':>6} {'offload':>7} {'ms/win':>7} {'cost':>6}")  # fmt: skip
     lines = [head, "-" * len(head)]
     for name in POLICIES:
         m = report["policies"][name]
         ms = f"{m['compute_ms_per_window']:7.2f}" if "compute_ms_per_window" in m else "      -"
         cost = f"{m['cost_vs_cloud']:6.3f}" if "cost_vs_cloud" in m else "     -"
+        ci = "[{:.3f},{:.3f}]".format(*m["f1_ci95"]) if "f1_ci95" in m else "-"
         lines.append(f"{name:<11} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} "
-                     f"{m['window_f1']:6.3f} {m['offload_rate']:7.1%} {ms} {cost}")  # fmt: skip
+                     f"{ci:>13} {m['window_f1']:6.3f} {m['offload_rate']:7.1%} {ms} {cost}")  # fmt: skip
     lines.append(f"clips={report['n_clips']} (falls={report['n_fall_clips']}) "
                  f"windows={report['n_windows']} dmd threshold={report['dmd_threshold']:.4f} "
                  f"(target offload {report['target_offload_rate']:.0%})")  # fmt: skip
+    for key, diff in report.get("f1_differences", {}).items():
+        lo, hi = diff["ci95"]
+        lines.append(f"F1 {key.replace('_minus_', ' - ')}: {diff['f1']:+.3f} (95% CI "
+                     f"{lo:+.3f} to {hi:+.3f}; paired bootstrap over clips, {diff['reps']} "
+                     "resamples: the spread of THIS evaluation set, not of retraining)")  # fmt: skip
     if t:
         lines.append(
             f"measured CPU ms/window: edge {t['edge_ms']:.3f}, switcher "
@@ -342,7 +381,8 @@ def evaluate_folder(
                                        keep_sample=timing_windows, progress=progress)  # fmt: skip
     print(f"[evaluate] timing {len(sample)} windows at batch 1, 1 thread ...")
     times = measure_compute(edge_path, cloud_path, switcher_path, sample)
-    table = policy_metrics(pred, times, threshold=threshold)
+    boot = f1_bootstrap(pred, threshold=threshold)
+    table = policy_metrics(pred, times, threshold=threshold, bootstrap=boot)
     curve = f1_curve(pred)
     _, clip_truth = clip_level(pred.y, pred.clip, pred.clip_label)
     report: dict[str, Any] = {
@@ -354,6 +394,7 @@ def evaluate_folder(
         "target_offload_rate": rate,
         "dmd_threshold": threshold,
         "policies": table,
+        "f1_differences": differences_report(boot),
         "timing": asdict(times),
         "edge_plus_switcher_vs_cloud": (times.edge_ms + times.switcher_ms) / times.cloud_ms,
         "curve": curve,

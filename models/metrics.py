@@ -9,6 +9,11 @@ Conventions: precision = 0 when nothing is predicted positive, recall = 0 when
 there are no positives, F1 = 0 when precision + recall = 0 (as scikit-learn with
 zero_division=0). Ties in "lowest confidence"/"highest score" ranking are broken
 by window order (stable sort), so results are deterministic.
+Uncertainty: `clip_f1_bootstrap` resamples whole clips with replacement (seeded,
+the same resamples for every policy, so differences between policies are paired)
+and gives percentile intervals of clip F1 and of F1 differences. It measures how
+much the F1 of THESE models would move on another draw of clips like these, not
+how much retraining with another seed would move it.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "F1Bootstrap",
     "PolicyDecision",
     "best_clip_threshold",
     "best_window_threshold",
     "clip_f1_at",
+    "clip_f1_bootstrap",
     "clip_level",
     "confidence_policy",
     "dmd_policy",
@@ -192,3 +199,71 @@ def oracle_policy(
 ) -> PolicyDecision:
     """Offload exactly the windows the edge gets wrong (uses labels: an upper bound)."""
     return _route(edge_pred, cloud_pred, np.asarray(edge_pred) != np.asarray(window_label))
+
+
+@dataclass(frozen=True)
+class F1Bootstrap:
+    """Percentile intervals of clip F1 per policy and of paired F1 differences."""
+
+    reps: int
+    level: float
+    intervals: dict[str, tuple[float, float]]  # policy -> (low, high)
+    differences: dict[
+        tuple[str, str], tuple[float, float, float]
+    ]  # (a, b) -> (F1 a - b, low, high)
+
+
+def clip_f1_bootstrap(
+    decisions: dict[str, np.ndarray],
+    clip: np.ndarray,
+    clip_label: np.ndarray,
+    *,
+    pairs: tuple[tuple[str, str], ...] = (),
+    reps: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> F1Bootstrap:
+    """Clip-level F1 intervals from ``reps`` resamples of the clips (paired across policies).
+
+    ``decisions`` maps a policy name to its per-window final decisions (1 = fall); every
+    policy sees the same resampled clips, so ``pairs`` ``(a, b)`` get an interval of
+    ``F1(a) - F1(b)`` that accounts for the two sharing clips. F1 of a resample without
+    any predicted or true fall is 0 (the `prf` convention).
+    """
+    if reps < 1 or not 0.0 < level < 1.0:
+        raise ValueError(f"need reps >= 1 and 0 < level < 1, got {reps}, {level}")
+    ids, inverse = np.unique(clip, return_inverse=True)
+    truth = np.zeros(len(ids), dtype=bool)
+    truth[inverse] = np.asarray(clip_label).astype(bool)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(ids), size=(reps, len(ids)))
+    # counts[r, c]: how often clip c is in resample r.
+    counts = np.zeros((reps, len(ids)), dtype=np.int64)
+    np.add.at(counts, (np.repeat(np.arange(reps), len(ids)), draws.ravel()), 1)
+
+    def f1s(pred: np.ndarray) -> np.ndarray:
+        tp = counts @ (pred & truth).astype(np.int64)
+        wrong = counts @ (pred ^ truth).astype(np.int64)  # false positives + false negatives
+        denom = 2 * tp + wrong
+        return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+
+    point: dict[str, float] = {}
+    samples: dict[str, np.ndarray] = {}
+    for name, final in decisions.items():
+        pred, _ = clip_level(final, clip, clip_label)
+        point[name] = prf(pred, truth)[2]
+        samples[name] = f1s(pred)
+    lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+
+    def interval(x: np.ndarray) -> tuple[float, float]:
+        lo, hi = np.percentile(x, [lo_q, hi_q])
+        return float(lo), float(hi)
+
+    return F1Bootstrap(
+        reps=reps,
+        level=level,
+        intervals={name: interval(x) for name, x in samples.items()},
+        differences={
+            (a, b): (point[a] - point[b], *interval(samples[a] - samples[b])) for a, b in pairs
+        },
+    )

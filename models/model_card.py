@@ -16,15 +16,22 @@ from models.evaluate import format_table
 __all__ = ["write_model_card"]
 
 
+def _ci(report: dict[str, Any], key: str) -> str:
+    """``, 95% CI a to b`` of a paired F1 difference in the report, when it has one."""
+    diff = report.get("f1_differences", {}).get(key)
+    return "" if diff is None else ", 95% CI {:+.3f} to {:+.3f}".format(*diff["ci95"])
+
+
 def _targets(report: dict[str, Any]) -> list[str]:
     p = report["policies"]
     t = report["timing"]
     cloud, dmd, conf = p["cloud_only"]["f1"], p["dmd"]["f1"], p["confidence"]["f1"]
     rows = [
         ("cloud-only F1 >= 0.90", cloud >= 0.90, f"{cloud:.3f}"),
-        ("DMD F1 >= cloud-only F1", dmd >= cloud, f"{dmd:.3f} vs {cloud:.3f} ({dmd - cloud:+.3f})"),
+        ("DMD F1 >= cloud-only F1", dmd >= cloud,
+         f"{dmd:.3f} vs {cloud:.3f} ({dmd - cloud:+.3f}{_ci(report, 'dmd_minus_cloud_only')})"),
         ("DMD F1 >= confidence F1 (same offload)", dmd >= conf,
-         f"{dmd:.3f} vs {conf:.3f} ({dmd - conf:+.3f})"),
+         f"{dmd:.3f} vs {conf:.3f} ({dmd - conf:+.3f}{_ci(report, 'dmd_minus_confidence')})"),
         ("DMD cost_vs_cloud <= 0.30", p["dmd"]["cost_vs_cloud"] <= 0.30,
          f"{p['dmd']['cost_vs_cloud']:.3f}"),
         ("edge <= 2 ms per window", t["edge_ms"] <= 2.0, f"{t['edge_ms']:.3f} ms"),

@@ -11,6 +11,8 @@ import pytest
 from models.evaluate import (
     ComputeTimes,
     Predictions,
+    differences_report,
+    f1_bootstrap,
     f1_curve,
     format_table,
     plot_curve,
@@ -20,6 +22,7 @@ from models.metrics import (
     best_clip_threshold,
     best_window_threshold,
     clip_f1_at,
+    clip_f1_bootstrap,
     clip_level,
     confidence_policy,
     dmd_policy,
@@ -183,17 +186,57 @@ def test_curve_endpoints_are_edge_only_and_cloud_only() -> None:
     assert "compute_ms_per_window" not in table["dmd"]
 
 
+def test_bootstrap_of_one_hit_and_one_false_alarm_clip_hand_computed() -> None:
+    # Clip 0 is a fall flagged as fall (TP), clip 1 a no-fall flagged as fall (FP). A
+    # resample of two clips is {0,0} (F1 1) with p 1/4, {1,1} (F1 0) with p 1/4, or one of
+    # each (tp 1, fp 1: F1 2/3) with p 1/2; so the middle 40 % is exactly 2/3 and the
+    # 95 % interval spans [0, 1].
+    final, clip, label = np.array([1, 1]), np.array([0, 1]), np.array([1, 0])
+    narrow = clip_f1_bootstrap({"p": final}, clip, label, reps=4000, level=0.4, seed=1)
+    assert narrow.intervals["p"] == pytest.approx((2 / 3, 2 / 3))
+    wide = clip_f1_bootstrap({"p": final}, clip, label, reps=4000, seed=1)
+    assert wide.intervals["p"] == pytest.approx((0.0, 1.0))
+
+
+def test_bootstrap_differences_are_paired() -> None:
+    rng = np.random.default_rng(0)
+    clip = np.repeat(np.arange(40), 3)
+    label = np.repeat(rng.integers(0, 2, 40), 3)
+    noisy = rng.integers(0, 2, len(clip))
+    perfect = label.copy()
+    boot = clip_f1_bootstrap({"a": noisy, "b": noisy.copy(), "perfect": perfect}, clip, label,
+                             pairs=(("a", "b"), ("perfect", "a")), reps=500)  # fmt: skip
+    # Same decisions on the same resamples: the difference is exactly 0 in every resample.
+    assert boot.differences[("a", "b")] == (0.0, 0.0, 0.0)
+    assert boot.intervals["perfect"] == (1.0, 1.0)
+    point, lo, hi = boot.differences[("perfect", "a")]
+    pred, truth = clip_level(noisy, clip, label)
+    assert point == pytest.approx(1.0 - prf(pred, truth)[2])
+    assert 0.0 < lo <= point <= hi
+    again = clip_f1_bootstrap({"a": noisy}, clip, label, reps=500)
+    assert again.intervals["a"] == boot.intervals["a"], "seeded: the same every run"
+    with pytest.raises(ValueError):
+        clip_f1_bootstrap({"a": noisy}, clip, label, reps=0)
+
+
 def test_table_json_and_plot_are_written(tmp_path: Path) -> None:
     pred = _predictions()
     times = ComputeTimes(edge_ms=1.0, switcher_ms=0.5, cloud_ms=10.0, sample_windows=6)
-    table = policy_metrics(pred, times, threshold=0.5)
-    report = {"policies": table, "n_clips": 3, "n_fall_clips": 2, "n_windows": 6,
+    boot = f1_bootstrap(pred, threshold=0.5)
+    table = policy_metrics(pred, times, threshold=0.5, bootstrap=boot)
+    lo, hi = table["dmd"]["f1_ci95"]
+    assert lo <= table["dmd"]["f1"] <= hi
+    report = {"policies": table, "f1_differences": differences_report(boot),
+              "n_clips": 3, "n_fall_clips": 2, "n_windows": 6,
               "dmd_threshold": 0.5, "target_offload_rate": 0.2,
               "timing": {"edge_ms": 1.0, "switcher_ms": 0.5, "cloud_ms": 10.0,
                          "sample_windows": 6, "included": "test"}}  # fmt: skip
     text = format_table(report)
     for name in ("edge_only", "cloud_only", "confidence", "dmd", "oracle"):
         assert name in text
+    # dmd and cloud_only both get every clip right here: a difference of exactly 0.
+    assert report["f1_differences"]["dmd_minus_cloud_only"]["ci95"] == [0.0, 0.0]
+    assert "F1 dmd - cloud_only: +0.000 (95% CI +0.000 to +0.000" in text
     json.loads(json.dumps(report))
     out = tmp_path / "plot.png"
     plot_curve(f1_curve(pred), table, out)
