@@ -144,7 +144,12 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         f"{report['n_windows']} windows, preset `heldout` (other cameras, rooms, palettes, "
         f"noise, codec quality), `clip_seed(4000000, i)`, folder `{summary['heldout_dir']}` "
         f"(regenerate: `fallwatch synth --out {summary['heldout_dir']} --n "
-        f"{cfg['heldout_clips']} --seed 4000000 --preset heldout`). Never used for fitting.",
+        f"{cfg['heldout_clips']} --seed 4000000 --preset heldout`). Never used for fitting."
+        + (
+            f" Evaluated {report['evaluated_at']} by `fallwatch evaluate`."
+            if "evaluated_at" in report
+            else ""
+        ),
         "",
         "```",
         format_table(report),
