@@ -22,6 +22,8 @@ delivered, so a crash replays (at-least-once) and every side effect is idempoten
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -46,6 +48,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_FAUST_DATADIR = Path(tempfile.gettempdir()) / "fallwatch-faust"
 
 #: How often unacknowledged outbox alerts are re-offered (crash between commit and publish).
 OUTBOX_POLL_S = 2.0
@@ -156,6 +160,9 @@ def create_app(settings: Settings) -> EdgeApp:
         web_host="127.0.0.1",
         web_port=min(65535, settings.edge_http_port + 100),
         worker_redirect_stdouts=False,
+        # Faust makes an (empty, with the memory store) tables folder per app id; by default
+        # in the current directory, which filled repo roots with "<app id>-data" folders.
+        datadir=str(_FAUST_DATADIR / "{conf.name}-data"),
     )
     app.runtime = EdgeRuntime(settings, app)
 

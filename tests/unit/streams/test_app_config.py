@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import faust
 from pydantic import SecretStr
 
@@ -24,6 +27,13 @@ def test_app_is_safe_by_default() -> None:
     assert conf.consumer_max_fetch_size >= max_message_bytes(settings)
     assert conf.consumer_auto_offset_reset == "earliest"
     assert set(app.agents) == {"edge", "events"}
+
+
+def test_faust_data_folder_is_per_app_under_the_temp_dir_not_the_working_dir() -> None:
+    datadir = Path(create_app(Settings(edge_group="unit-datadir")).conf.datadir)
+    assert datadir.is_absolute()
+    assert datadir.parent.parent == Path(tempfile.gettempdir())
+    assert datadir.name == "unit-datadir-data"
 
 
 def test_message_size_limits_follow_a_raised_window_cap() -> None:
