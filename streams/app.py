@@ -22,6 +22,7 @@ delivered, so a crash replays (at-least-once) and every side effect is idempoten
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_FAUST_DATADIR = Path(tempfile.gettempdir()) / "fallwatch-faust"
+# One folder per user (another user's folder would not be writable); Faust creates only
+# the last path level, so create_app makes this one.
+_FAUST_DATADIR = Path(tempfile.gettempdir()) / f"fallwatch-faust-{os.getuid()}"
 
 #: How often unacknowledged outbox alerts are re-offered (crash between commit and publish).
 OUTBOX_POLL_S = 2.0
@@ -134,6 +137,7 @@ def create_app(settings: Settings) -> EdgeApp:
     runtime's ``HealthServer`` on ``http_host:edge_http_port`` once the app starts.
     """
     max_message = max_message_bytes(settings)
+    _FAUST_DATADIR.mkdir(parents=True, exist_ok=True)
     app = EdgeApp(
         settings.edge_group,
         broker=_broker_urls(settings),

@@ -34,6 +34,10 @@ def test_faust_data_folder_is_per_app_under_the_temp_dir_not_the_working_dir() -
     assert datadir.is_absolute()
     assert datadir.parent.parent == Path(tempfile.gettempdir())
     assert datadir.name == "unit-datadir-data"
+    # Faust creates only the last level (mkdir without parents) when the worker starts.
+    assert datadir.parent.is_dir()
+    datadir.mkdir(exist_ok=True)
+    datadir.rmdir()
 
 
 def test_message_size_limits_follow_a_raised_window_cap() -> None:
