@@ -104,8 +104,6 @@ def cut_windows(
     starts are ``0, stride_s, 2 * stride_s, ...`` while the window fits in the clip.
     Windows are slices of the resampled clip (views when no resampling was needed).
     """
-    if window_s <= 0 or stride_s <= 0:
-        raise ValueError("window_s and stride_s must be positive")
     resampled = resample_frames(frames, fps, out_fps)
     spans = _window_spans(resampled.shape[0], window_s, stride_s, out_fps)
     return [(start_s, resampled[first:stop]) for start_s, first, stop in spans]
