@@ -6,6 +6,11 @@ Outputs:
 - `synth_windowsets` / `folder_windowsets`: per role, a `train.WindowSet`-like
   bundle (uint8 `[N,C,T,H,W]` inputs at that model's spec, window labels from
   `models.windows.window_label`, clip ids, clip labels);
+- `synth_windowsets(..., frames_spec=S)` also returns, under `"frames"`, a
+  `ClipFrames`: every frame of every clip once at spec `S` plus the generator's
+  per-frame truth (the main person's silhouette and head position, as target maps
+  at 1/`target_stride` resolution) and the windows as frame ranges: the training
+  data of the cloud's per-frame perception stage (`models.silhouette`);
 - `synth_pool_windows` / `folder_pool_windows`: UNLABELED canonical windows
   (uint8 `[16,H,W,3]`) for DMD — labels are dropped inside the generator, never
   returned.
@@ -27,6 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -38,8 +44,11 @@ from models.preprocess import to_model_uint8
 from models.windows import WINDOW_S, cut_windows, window_label
 
 __all__ = [
+    "KEYPOINTS",
+    "ClipFrames",
     "LabeledArrays",
     "clip_seeds",
+    "folder_clipframes",
     "folder_pool_windows",
     "folder_windowsets",
     "synth_pool_windows",
@@ -59,6 +68,76 @@ class LabeledArrays:
     clip_label: np.ndarray
 
 
+@dataclass
+class ClipFrames:
+    """Every frame of a set of clips once, with per-frame truth and the windows as ranges.
+
+    Window `i` is frames `first[i] .. first[i] + frames_per_window - 1` (contiguous: the
+    clips are rendered at the window rate). `target[:, 0]` is the main person's visible
+    silhouette coverage, `target[:, 1 + k]` a Gaussian around their joint `KEYPOINTS[k]`
+    (visible or not; all zero when it is outside the frame); all 0..255.
+    """
+
+    x: np.ndarray  # uint8 [F,3,H,W] frames at the model's spec
+    target: np.ndarray  # uint8 [F,1+len(KEYPOINTS),h,w]
+    frame_clip: np.ndarray  # int64 [F]
+    first: np.ndarray  # int64 [N] first frame of each window
+    y: np.ndarray  # int64 [N] window labels
+    clip: np.ndarray  # int64 [N]
+    clip_label: np.ndarray  # int64 [N]
+
+
+FRAME_FIELDS = ("x", "target", "frame_clip", "first", "y", "clip", "clip_label")
+KEYPOINT_SIGMA = 1.0  # joint Gaussians' width in target cells
+# The joints whose image positions the cloud's perception stage learns to find: enough for
+# the body's posture and axis (a classifier on their TRUE 2D positions reaches held-out clip
+# F1 0.94-0.96; on true silhouettes alone 0.78-0.84: docs/MODEL_EXPERIMENTS.md).
+KEYPOINTS = ("head", "neck", "pelvis", "knee_l", "knee_r", "ankle_l", "ankle_r", "wrist_l",
+             "wrist_r")  # fmt: skip
+
+
+def target_maps(masks: np.ndarray, joints_uv: np.ndarray, src_hw: tuple[int, int],
+                out_hw: tuple[int, int]) -> np.ndarray:  # fmt: skip
+    """Silhouettes `[T,H,W]` bool + joint positions `[T,K,2]` (pixels) → uint8 `[T,1+K,h,w]`."""
+    from PIL import Image
+
+    (sh, sw), (h, w) = src_hw, out_hw
+    n_k = joints_uv.shape[1]
+    out = np.zeros((len(masks), 1 + n_k, h, w), dtype=np.uint8)
+    for k, m in enumerate(masks):
+        img = Image.fromarray(m.astype(np.uint8) * 255, mode="L")
+        out[k, 0] = np.asarray(img.resize((w, h), Image.Resampling.BOX))
+    gx = (np.arange(w, dtype=np.float32) + 0.5)[None, :]
+    gy = (np.arange(h, dtype=np.float32) + 0.5)[:, None]
+    u = joints_uv[..., 0] * (w / sw)
+    v = joints_uv[..., 1] * (h / sh)
+    for k in range(len(masks)):
+        for j in range(n_k):
+            if 0.0 <= u[k, j] < w and 0.0 <= v[k, j] < h:
+                d2 = (gx - u[k, j]) ** 2 + (gy - v[k, j]) ** 2
+                out[k, 1 + j] = np.round(255 * np.exp(-d2 / (2 * KEYPOINT_SIGMA**2))).astype(np.uint8)
+    return out
+
+
+def _clip_frames(frames: np.ndarray, fps: float, masks: np.ndarray, joints_uv: np.ndarray,
+                 spec: InputSpec, stride: int) -> tuple[np.ndarray, np.ndarray, list[int]]:  # fmt: skip
+    """One clip → (frames uint8 [T,3,H,W], targets [T,2,h,w], first frame of each window)."""
+    from dataclasses import replace
+
+    from models.windows import window_indices
+
+    t = len(frames)
+    x = to_model_uint8(frames, replace(spec, frames=t)).transpose(1, 0, 2, 3)
+    tgt = target_maps(masks, joints_uv, frames.shape[1:3],
+                      (spec.height // stride, spec.width // stride))  # fmt: skip
+    firsts = []
+    for _start, idx in window_indices(t, fps):
+        if len(idx) != spec.frames or not np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+            raise TrainingError(f"clip at {fps} fps does not give contiguous {spec.frames}-frame windows")
+        firsts.append(int(idx[0]))
+    return np.ascontiguousarray(x), tgt, firsts
+
+
 def _windows_of(
     frames: np.ndarray, fps: float, fall_start: float | None, fall_end: float | None
 ) -> tuple[list[np.ndarray], list[int]]:
@@ -69,20 +148,32 @@ def _windows_of(
     return wins, labels
 
 
-_Job = tuple[int, str, tuple[tuple[str, InputSpec, float, float], ...], bool]
-_Result = tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]
+_Job = tuple[int, str, tuple[tuple[str, InputSpec, float, float], ...], bool,
+             tuple[InputSpec, int] | None]  # fmt: skip
+_ClipFramesPart = tuple[np.ndarray, np.ndarray, list[int]]
+_Result = tuple[dict[str, np.ndarray], dict[str, np.ndarray], int, np.ndarray,
+                _ClipFramesPart | None]  # fmt: skip
 
 
 def _render_labeled(job: _Job) -> _Result:
-    """Worker: render one clip → per-role (inputs, labels) and the clip label."""
+    """Worker: render one clip → per-role (inputs, labels), the clip label, all window
+    labels and, with a frames spec, the clip's frames and truth maps."""
     from models.synth import codec_round_trip, render_clip
+    from models.synth.clip import ClipTruth
 
-    seed, preset, roles, codec = job
-    frames, meta = render_clip(seed, preset=preset)
+    seed, preset, roles, codec, frames_job = job
+    truth = ClipTruth.empty() if frames_job is not None else None
+    frames, meta = render_clip(seed, preset=preset, truth=truth)
     if codec:
         frames = codec_round_trip(frames, meta.fps, meta.crf)
     wins, labels = _windows_of(frames, meta.fps, meta.fall_start_s, meta.fall_end_s)
     y = np.array(labels, dtype=np.int64)
+    part = None
+    if frames_job is not None and truth is not None:
+        from models.synth.skeleton import joint_index
+
+        keys = [joint_index(n) for n in KEYPOINTS]
+        part = _clip_frames(frames, meta.fps, truth.masks, truth.joints_uv[:, keys], *frames_job)
     rng = np.random.default_rng(seed + 17)
     xs: dict[str, np.ndarray] = {}
     ys: dict[str, np.ndarray] = {}
@@ -97,7 +188,7 @@ def _render_labeled(job: _Job) -> _Result:
             else:
                 x[j] = to_model_uint8(wins[i], spec)
         xs[role], ys[role] = x, y[idx]
-    return xs, ys, int(meta.label == "fall")
+    return xs, ys, int(meta.label == "fall"), y, part
 
 
 def _render_unlabeled(job: tuple[int, str, bool]) -> list[np.ndarray]:
@@ -112,6 +203,26 @@ def _render_unlabeled(job: tuple[int, str, bool]) -> list[np.ndarray]:
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn"))
+
+
+def _assemble_frames(results: Sequence[tuple[int, _Result]]) -> ClipFrames:
+    xs, tgts, fclip, firsts, ys, clips, cls = [], [], [], [], [], [], []
+    offset = 0
+    for cid, (_, _, clip_label, y, part) in results:
+        if part is None:
+            raise TrainingError("frames were not rendered")
+        x, tgt, first = part
+        xs.append(x)
+        tgts.append(tgt)
+        fclip.append(np.full(len(x), cid, dtype=np.int64))
+        firsts.append(np.asarray(first, dtype=np.int64) + offset)
+        ys.append(y)
+        clips.append(np.full(len(y), cid, dtype=np.int64))
+        cls.append(np.full(len(y), clip_label, dtype=np.int64))
+        offset += len(x)
+    return ClipFrames(np.concatenate(xs), np.concatenate(tgts), np.concatenate(fclip),
+                      np.concatenate(firsts), np.concatenate(ys), np.concatenate(clips),
+                      np.concatenate(cls))  # fmt: skip
 
 
 def _assemble(
@@ -148,24 +259,31 @@ def synth_windowsets(
     codec: bool = True,
     keep_negative: Mapping[str, float] | None = None,
     static_augment: Mapping[str, float] | None = None,
+    frames_spec: InputSpec | None = None,
+    target_stride: int = 4,
     progress: bool = True,
-) -> dict[str, LabeledArrays]:
+) -> dict[str, Any]:
     """Render clips `seeds` and return labeled model inputs per role.
 
     `static_augment[role]` is the share of that role's windows given a random
-    camera + photometric jitter (`models.augment`) once, at render time.
+    camera + photometric jitter (`models.augment`) once, at render time. With
+    `frames_spec`, the result also holds a `ClipFrames` under `"frames"`.
     """
     keep = keep_negative or {}
     aug = static_augment or {}
     roles = tuple((r, s, float(keep.get(r, 1.0)), float(aug.get(r, 0.0))) for r, s in specs.items())
-    jobs: list[_Job] = [(int(s), preset, roles, codec) for s in seeds]
+    fjob = (frames_spec, target_stride) if frames_spec is not None else None
+    jobs: list[_Job] = [(int(s), preset, roles, codec, fjob) for s in seeds]
     results: list[tuple[int, _Result]] = []
     with _pool(workers) as ex:
         it = ex.map(_render_labeled, jobs, chunksize=4)
         for cid, res in enumerate(tqdm(it, total=len(jobs), desc=f"render {preset}",
                                        unit="clip", disable=not progress)):  # fmt: skip
             results.append((cid, res))
-    return _assemble(results, list(specs))
+    out: dict[str, Any] = dict(_assemble(results, list(specs))) if specs else {}
+    if frames_spec is not None:
+        out["frames"] = _assemble_frames(results)
+    return out
 
 
 def synth_pool_windows(
@@ -200,6 +318,51 @@ def folder_windowsets(
     ya, ca = np.array(y, dtype=np.int64), np.array(clip, dtype=np.int64)
     cla = np.array([clip_labels[c] for c in clip], dtype=np.int64)
     return {r: LabeledArrays(np.stack(v), ya, ca, cla) for r, v in xs.items()}
+
+
+def folder_clipframes(
+    folder: Path, spec: InputSpec, *, target_channels: int = 1 + len(KEYPOINTS),
+    progress: bool = True,
+) -> ClipFrames:  # fmt: skip
+    """A labeled clip folder as `ClipFrames` for the cloud's temporal stage.
+
+    Frames are resampled to the window rate and sized to `spec` once per clip; windows and
+    labels are cut exactly as `clips.iter_windows` cuts them. Real footage has no
+    silhouettes, so `target` is all zero (only a head-only retrain may use it).
+    """
+    from dataclasses import replace
+
+    from models.clips import ClipFolder, read_clip
+    from models.windows import WINDOW_FPS, resample_frames, window_indices
+
+    xs, fclip, firsts, ys, clips, cls = [], [], [], [], [], []
+    offset = 0
+    for cid, rec in enumerate(tqdm(ClipFolder(folder), desc="read clips", unit="clip",
+                                   disable=not progress)):  # fmt: skip
+        frames, fps = read_clip(rec.path)
+        frames = resample_frames(frames, fps)
+        spans = window_indices(len(frames), WINDOW_FPS)
+        if not spans:
+            continue
+        x = to_model_uint8(frames, replace(spec, frames=len(frames))).transpose(1, 0, 2, 3)
+        xs.append(np.ascontiguousarray(x))
+        fclip.append(np.full(len(x), cid, dtype=np.int64))
+        for start, idx in spans:
+            firsts.append(offset + int(idx[0]))
+            if rec.label == "no_fall" or rec.fall_start_s is None:
+                ys.append(0)
+            else:
+                ys.append(window_label(start, start + WINDOW_S, rec.fall_start_s, rec.fall_end_s))
+            clips.append(cid)
+            cls.append(int(rec.label == "fall"))
+        offset += len(x)
+    if not ys:
+        raise TrainingError(f"no windows in clip folder {folder}")
+    x_all = np.concatenate(xs)
+    target = np.zeros((len(x_all), target_channels, spec.height // 4, spec.width // 4), np.uint8)
+    return ClipFrames(x_all, target, np.concatenate(fclip), np.array(firsts, dtype=np.int64),
+                      np.array(ys, dtype=np.int64), np.array(clips, dtype=np.int64),
+                      np.array(cls, dtype=np.int64))  # fmt: skip
 
 
 def folder_pool_windows(folder: Path, *, progress: bool = True) -> Iterator[np.ndarray]:

@@ -39,6 +39,7 @@ __all__ = [
     "Actor",
     "ClipMeta",
     "ClipMotion",
+    "ClipTruth",
     "Walker",
     "clip_posture",
     "draw_exposure",
@@ -55,6 +56,7 @@ F32 = NDArray[np.float32]
 _PELVIS = joint_index("pelvis")
 _NECK = joint_index("neck")
 _HEAD_TOP = joint_index("head_top")
+_HEAD = joint_index("head")
 # Per frame: head-top height above the floor over the person's standing height (about 1
 # standing, 0.5-0.7 sitting or bending, under 0.3 lying), and how upright the trunk is
 # (cosine of the pelvis-to-neck line's angle to vertical: 1 upright, 0 horizontal).
@@ -74,6 +76,26 @@ class ClipMeta:
     duration_s: float
     fps: float
     crf: int
+
+
+@dataclass
+class ClipTruth:
+    """Per-frame truth about the main person, filled by ``render_clip(truth=...)``.
+
+    ``masks``: ``[T, H, W]`` bool, pixels where the person is visible (occluders and the
+    other person cut it); ``head_uv``: ``[T, 2]`` float32 image position (x, y in pixels)
+    of the head centre, visible or not, possibly outside the frame; ``joints_uv`` the same
+    for every joint.
+    """
+
+    masks: NDArray[np.bool_]
+    head_uv: F32
+    joints_uv: F32  # [T, J, 2]: every joint's image position (``skeleton.JOINTS`` order)
+
+    @classmethod
+    def empty(cls) -> ClipTruth:
+        return cls(np.zeros((0, 0, 0), dtype=bool), np.zeros((0, 2), dtype=np.float32),
+                   np.zeros((0, 0, 2), dtype=np.float32))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -192,17 +214,29 @@ def clip_posture(
 
 
 def _compose(
-    scene: Scene, bg: Background, people: list[Actor], k: int, shadow: float, *, open_: bool
-) -> F32:
+    scene: Scene, bg: Background, people: list[Actor], k: int, shadow: float, *, open_: bool,
+    mask_out: NDArray[np.bool_] | None = None,
+) -> F32:  # fmt: skip
+    """One frame of the scene; with ``mask_out``, also where ``people[0]`` is visible.
+
+    The mask is read off the z-buffer (pixels the first person won and nobody nearer
+    took back), so it costs two buffer copies and no random draw.
+    """
     img = bg.colour.copy()
     zbuf = bg.depth.copy()
     cam = scene.camera
-    poses = [(a.fig, a.joints_open if open_ and a.joints_open is not None else a.joints)
-             for a in people if a.visible[k]]  # fmt: skip
-    for _, joints in poses:
+    poses = [(i, a.fig, a.joints_open if open_ and a.joints_open is not None else a.joints)
+             for i, a in enumerate(people) if a.visible[k]]  # fmt: skip
+    for _, _, joints in poses:
         draw_shadow(img, bg, cam, joints[k], shadow)
-    for fig, joints in poses:
+    owner = np.full(zbuf.shape, -1, dtype=np.int8) if mask_out is not None else None
+    for i, fig, joints in poses:
+        before = zbuf.copy() if owner is not None else None
         draw_person(img, zbuf, cam, fig, joints[k], scene.light_dir, scene.ambient, scene.diffuse)
+        if owner is not None and before is not None:
+            owner[zbuf < before] = i
+    if mask_out is not None and owner is not None:
+        mask_out[:] = owner == 0
     return img
 
 
@@ -229,11 +263,14 @@ def render_people(
     people: list[Actor],
     n_frames: int,
     fps: float,
+    masks_out: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.uint8]:
     """Render ``n_frames`` frames of ``people`` into the scene, camera effects included.
 
     Motion blur: when a person has ``joints_open`` and moves, the frame is the mean of the
     scene at shutter opening and at the frame time (two samples of the exposure).
+    ``masks_out`` (``[T, H, W]`` bool), when given, receives where ``people[0]`` is
+    visible at each frame time; the frames are the same with or without it.
     """
     cam = scene.camera
     bg = render_background(scene, rng)
@@ -241,7 +278,8 @@ def render_people(
     shadow = float(rng.uniform(0.5, 1.0))
     frames = np.empty((n_frames, cam.height, cam.width, 3), dtype=np.uint8)
     for k in range(n_frames):
-        img = _compose(scene, bg, people, k, shadow, open_=False)
+        mask = masks_out[k] if masks_out is not None else None
+        img = _compose(scene, bg, people, k, shadow, open_=False, mask_out=mask)
         if _moves(scene, people, k):
             img += _compose(scene, bg, people, k, shadow, open_=True)
             img *= 0.5
@@ -274,8 +312,14 @@ def render_clip(
     height: int = 120,
     fps: float = 8.0,
     duration_s: float | None = None,
+    truth: ClipTruth | None = None,
 ) -> tuple[NDArray[np.uint8], ClipMeta]:
-    """Render one clip: frames ``[T, H, W, 3]`` uint8 and its ``ClipMeta``."""
+    """Render one clip: frames ``[T, H, W, 3]`` uint8 and its ``ClipMeta``.
+
+    ``truth``, when given (``ClipTruth.empty()``), is filled with the main person's
+    per-frame silhouette and head position: training-only supervision (no runtime
+    model reads it); the frames are byte-identical with or without it.
+    """
     _check(width, height, fps, duration_s)
     motion, rng = simulate_clip(seed, preset=preset, action=action, fps=fps, duration_s=duration_s)
     p = get_preset(preset)
@@ -299,7 +343,13 @@ def render_clip(
         Actor(w.fig, w.joints, w.visible, open_joints(w.fig, w.timeline, motion.times, exposure))
         for w in motion.others
     ]
-    frames = render_people(scene, rng, p, people, n, fps)
+    masks = np.zeros((n, height, width), dtype=bool) if truth is not None else None
+    frames = render_people(scene, rng, p, people, n, fps, masks_out=masks)
+    if truth is not None and masks is not None:
+        truth.masks = masks
+        uvz = scene.camera.project(motion.joints.reshape(-1, 3)).reshape(*motion.joints.shape)
+        truth.joints_uv = uvz[..., :2].astype(np.float32)
+        truth.head_uv = truth.joints_uv[:, _HEAD]
     meta = ClipMeta(
         label=motion.plan.label,
         action=motion.plan.action,

@@ -1,0 +1,164 @@
+"""The cloud's two-stage net (models.silhouette) and the generator truth it trains on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.dataset import KEYPOINTS, target_maps
+from models.synth.clip import ClipTruth, render_clip
+from models.synth.skeleton import JOINTS
+
+
+def test_truth_is_filled_and_leaves_frames_byte_identical() -> None:
+    plain, meta = render_clip(5, width=64, height=48, duration_s=2.0)
+    truth = ClipTruth.empty()
+    framed, meta2 = render_clip(5, width=64, height=48, duration_s=2.0, truth=truth)
+    assert np.array_equal(plain, framed) and meta == meta2
+    assert truth.masks.shape == plain.shape[:3]
+    assert truth.joints_uv.shape == (plain.shape[0], len(JOINTS), 2)
+    assert np.array_equal(truth.head_uv, truth.joints_uv[:, JOINTS.index("head")])
+    # The person is visible, and their pelvis projects inside or near their silhouette.
+    assert truth.masks.any(axis=(1, 2)).mean() > 0.5
+    k = int(np.argmax(truth.masks.sum(axis=(1, 2))))
+    vs, us = np.nonzero(truth.masks[k])
+    u, v = truth.joints_uv[k, JOINTS.index("pelvis")]
+    assert us.min() - 3 <= u <= us.max() + 3 and vs.min() - 3 <= v <= vs.max() + 3
+
+
+def test_target_maps_put_each_gaussian_on_its_joint_and_skip_joints_outside() -> None:
+    masks = np.zeros((1, 40, 80), dtype=bool)
+    masks[0, 10:30, 20:28] = True
+    joints = np.array([[[22.0, 13.0], [-5.0, 3.0]]], dtype=np.float32)  # second: outside
+    t = target_maps(masks, joints, (40, 80), (10, 20))
+    assert t.shape == (1, 3, 10, 20) and t.dtype == np.uint8
+    assert t[0, 0, 3:7, 5:7].min() == 255 and t[0, 0, :2].max() == 0  # box-averaged silhouette
+    assert np.unravel_index(int(t[0, 1].argmax()), (10, 20)) == (3, 5)  # (5.5, 3.25) in target cells
+    assert t[0, 2].max() == 0
+
+
+torch = pytest.importorskip("torch")
+
+
+def _maps_with(mask: np.ndarray, joints_xy: list[tuple[float, float]]) -> torch.Tensor:
+    """Map logits whose silhouette is `mask` and whose heatmaps peak sharply at `joints_xy`."""
+    h, w = mask.shape
+    maps = np.full((1, 1 + len(KEYPOINTS), h, w), -30.0, dtype=np.float32)
+    maps[0, 0] = np.where(mask, 30.0, -30.0)
+    for j, (x, y) in enumerate(joints_xy):
+        maps[0, 1 + j, int(y), int(x)] = 30.0
+    return torch.from_numpy(maps)
+
+
+def test_frame_features_read_the_silhouette_and_the_joints() -> None:
+    from models.silhouette import GEOM, N_KEY, SilhouetteNet
+
+    standing = np.zeros((24, 32), dtype=bool)
+    standing[4:22, 14:18] = True
+    lying = np.zeros((24, 32), dtype=bool)
+    lying[18:22, 6:26] = True
+    joints = [(16.0, 5.0)] + [(16.0, 12.0)] * (N_KEY - 1)
+    f_up = SilhouetteNet.frame_features(_maps_with(standing, joints))[0]
+    f_down = SilhouetteNet.frame_features(_maps_with(lying, joints))[0]
+    # spread x, spread y, log aspect: tall for standing, flat for lying
+    assert f_up[5] > f_up[4] and f_down[4] > f_down[5]
+    assert f_up[7] > 0 > f_down[7]
+    base = GEOM
+    head_x, head_y = float(f_up[base]), float(f_up[base + N_KEY])
+    assert head_x == pytest.approx(16.5 / 32, abs=1e-3) and head_y == pytest.approx(5.5 / 24, abs=1e-3)
+
+
+def test_window_features_do_not_change_when_the_camera_zooms() -> None:
+    from models.silhouette import FRAME_FEATURES, GEOM, N_KEY, SilhouetteNet
+
+    rng = np.random.default_rng(0)
+    per_frame = torch.from_numpy(rng.uniform(0.3, 0.6, (2, 16, FRAME_FEATURES)).astype(np.float32))
+    zoomed = per_frame.clone()
+    base = GEOM
+    coords = list(range(base, base + 2 * N_KEY))
+    zoomed[..., coords] = 0.5 + 1.7 * (per_frame[..., coords] - 0.5)
+    a = SilhouetteNet.window_features(per_frame)[:, FRAME_FEATURES : FRAME_FEATURES + 2 * N_KEY + 2]
+    b = SilhouetteNet.window_features(zoomed)[:, FRAME_FEATURES : FRAME_FEATURES + 2 * N_KEY + 2]
+    assert torch.allclose(a, b, atol=2e-2)
+
+
+def test_export_runs_in_onnxruntime_and_segmenter_weights_round_trip(tmp_path: Path) -> None:
+    from models.export import export_video_model
+    from models.metadata import ModelMeta
+    from models.runtime import CloudModel
+    from models.silhouette import SilhouetteNet, load_segmenter, save_segmenter, silhouette_spec
+
+    torch.manual_seed(0)
+    net = SilhouetteNet(width=4, hidden=8).eval()
+    spec = silhouette_spec()
+    meta = ModelMeta(role="cloud", name="t-cloud", version="0", input=spec, seed=0)
+    export_video_model(net, meta, tmp_path / "cloud.onnx", with_embedding=False)
+    out = CloudModel.load(tmp_path / "cloud.onnx").predict([np.zeros((16, 120, 160, 3), np.uint8)])
+    assert out.probs.shape == (1, 2) and np.isclose(out.probs.sum(), 1.0, atol=1e-5)
+
+    save_segmenter(net, tmp_path / "seg.npz", cloud_sha256="abc")
+    other = SilhouetteNet(width=4, hidden=8)
+    load_segmenter(other, tmp_path / "seg.npz")
+    assert torch.equal(other.enc1[0].weight, net.enc1[0].weight)
+    assert not torch.equal(other.head.weight, net.head.weight)  # the head is not in the file
+    from models.errors import TrainingError
+
+    with pytest.raises(TrainingError):
+        load_segmenter(SilhouetteNet(width=8, hidden=8), tmp_path / "seg.npz")
+
+
+def test_a_real_clip_folder_retrains_only_the_temporal_stage(tmp_path: Path) -> None:
+    """`fallwatch train --role cloud --data DIR`: footage without silhouettes keeps the given
+    per-frame stage and fits the temporal one; windows and labels are the folder reader's."""
+    import argparse
+
+    from models.cli import add_model_commands
+    from models.clips import iter_windows
+    from models.dataset import folder_clipframes
+    from models.runtime import CloudModel
+    from models.silhouette import SilhouetteNet, save_segmenter, silhouette_spec
+    from models.synth import write_dataset
+
+    folder = tmp_path / "clips"
+    write_dataset(folder, 6, 41, "train", 1)
+    frames = folder_clipframes(folder, silhouette_spec(), progress=False)
+    reader = [(cid, label) for cid, _s, _w, label in iter_windows(folder)]
+    assert [int(c) for c in frames.clip] == [c for c, _ in reader]
+    assert [int(y) for y in frames.y] == [int(label or 0) for _, label in reader]
+    assert frames.x.shape[1:] == (3, 96, 128) and not frames.target.any()
+    assert frames.first.max() + 16 <= len(frames.x)
+
+    torch.manual_seed(0)
+    seg = SilhouetteNet(width=4)
+    save_segmenter(seg, tmp_path / "seg.npz")
+    parser = argparse.ArgumentParser()
+    add_model_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args([
+        "train", "--role", "cloud", "--data", str(folder), "--out", str(tmp_path / "c.onnx"),
+        "--segmenter", str(tmp_path / "seg.npz"), "--width", "4", "--epochs", "1",
+    ])  # fmt: skip
+    assert 0 < frames.y.sum() < len(frames.y)  # seed 41 gives both classes
+    assert args.handler(args) == 0
+    cloud = CloudModel.load(tmp_path / "c.onnx")
+    assert cloud.predict([np.zeros((16, 120, 160, 3), np.uint8)]).probs.shape == (1, 2)
+    assert not (tmp_path / "c_segmenter.npz").exists()  # the per-frame stage was not retrained
+
+
+def test_test_time_mirroring_makes_the_answer_mirror_invariant(tmp_path: Path) -> None:
+    from models.export import export_video_model
+    from models.metadata import ModelMeta
+    from models.silhouette import SilhouetteNet, silhouette_spec
+
+    torch.manual_seed(1)
+    net = SilhouetteNet(width=4, hidden=8, tta_flip=True).eval()
+    x = torch.rand(2, 3, 16, 96, 128)
+    with torch.no_grad():
+        a, emb_a = net(x)
+        b, emb_b = net(x.flip(4))
+        plain, _ = SilhouetteNet(width=4, hidden=8).eval()(x)
+    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(emb_a, emb_b, atol=1e-5)
+    assert plain.shape == a.shape
+    meta = ModelMeta(role="cloud", name="t-cloud", version="0", input=silhouette_spec(), seed=0)
+    export_video_model(net, meta, tmp_path / "c.onnx", with_embedding=False)  # checks 1e-4
