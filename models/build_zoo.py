@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -55,16 +55,15 @@ class BuildConfig:
     pool_clips: int = 400
     fresh_pool_clips: int = 100
     heldout_clips: int = 320
-    edge_epochs: int = 20
+    edge_epochs: int = 60
     edge_width: int = 16
-    cloud_epochs: int = 12
-    cloud_width: int = 24
-    cloud_minutes: float = 22.0
-    cloud_keep_negative: float = 0.5  # share of no-fall windows kept for cloud training
-    cloud_static_augment: float = 0.8  # share of cloud windows jittered at render time
-    edge_static_augment: float = 0.7  # same for the edge (per-step torch augmentation is
-    # slower than the edge's own training step on this CPU)
-    cloud_tta_flip: bool = True
+    # The cloud (models.silhouette): stage A, the per-frame segmenter, has a time budget;
+    # stage B, the temporal head on cached per-frame features, runs a fixed epoch count.
+    cloud_seg_minutes: float = 17.0
+    cloud_head_epochs: int = 60
+    cloud_width: int = 16
+    edge_static_augment: float = 0.7  # share of edge windows jittered at render time
+    # (per-step torch augmentation is slower than the edge's own training step on this CPU)
     offload_rate: float = 0.2
     workers: int = 2
     train_threads: int = 2
@@ -75,7 +74,7 @@ class BuildConfig:
 FULL = BuildConfig()
 QUICK = BuildConfig(
     train_clips=60, pool_clips=30, fresh_pool_clips=20, heldout_clips=40, edge_epochs=2,
-    cloud_epochs=1, cloud_width=8, cloud_minutes=2.0, cloud_keep_negative=0.5,
+    cloud_seg_minutes=1.0, cloud_head_epochs=5, cloud_width=8,
 )  # fmt: skip
 
 
@@ -273,79 +272,122 @@ def _data_code_version(root: Path | None = None) -> str:
 
 
 def _render_train(cfg: BuildConfig, progress: bool, cache_dir: Path | None) -> dict[str, Any]:
-    """Render the training windows, or load them from `cache_dir` when rendered before
-    with exactly the same settings (plain .npy arrays, no pickle)."""
+    """Render the training data once for both models: the edge's windows and the cloud's
+    per-clip frames with the generator's silhouettes (`models.dataset.ClipFrames`); or load
+    them from `cache_dir` when rendered before with exactly the same settings (plain .npy
+    arrays, no pickle)."""
     import hashlib
 
-    from models.dataset import LabeledArrays, synth_windowsets
+    from models.dataset import FRAME_FIELDS, ClipFrames, LabeledArrays, synth_windowsets
+    from models.silhouette import TARGET_STRIDE, silhouette_spec
     from models.train import default_spec
 
-    specs = {"edge": default_spec("edge"), "cloud": default_spec("cloud")}
+    edge_spec, cloud_spec = default_spec("edge"), silhouette_spec()
     key_src = json.dumps({"n": cfg.train_clips, "base": TRAIN_BASE, "codec": cfg.codec,
-                          "code": _data_code_version(),
-                          "keep": cfg.cloud_keep_negative, "aug": [cfg.cloud_static_augment,
-                          cfg.edge_static_augment], "specs": [s.to_json() for s in specs.values()]},
-                         sort_keys=True)  # fmt: skip
+                          "code": _data_code_version(), "aug": cfg.edge_static_augment,
+                          "specs": [edge_spec.to_json(), cloud_spec.to_json()],
+                          "stride": TARGET_STRIDE}, sort_keys=True)  # fmt: skip
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     folder = cache_dir / f"train-{key}" if cache_dir else None
     fields = ("x", "y", "clip", "clip_label")
     if folder is not None and (folder / "done").exists():
-        print(f"[build] train windows loaded from cache {folder}")
-        return {role: LabeledArrays(*(np.load(folder / f"{role}_{f}.npy", allow_pickle=False)
-                                      for f in fields)) for role in specs}  # fmt: skip
+        print(f"[build] train data loaded from cache {folder}")
+        edge = LabeledArrays(*(np.load(folder / f"edge_{f}.npy", allow_pickle=False)
+                               for f in fields))  # fmt: skip
+        frames = ClipFrames(*(np.load(folder / f"frames_{f}.npy", allow_pickle=False)
+                              for f in FRAME_FIELDS))  # fmt: skip
+        return {"edge": edge, "cloud": frames}
     data = synth_windowsets(
-        _seeds(TRAIN_BASE, cfg.train_clips), "train", specs, workers=cfg.workers,
-        codec=cfg.codec, keep_negative={"cloud": cfg.cloud_keep_negative},
-        static_augment={"cloud": cfg.cloud_static_augment, "edge": cfg.edge_static_augment},
-        progress=progress,
+        _seeds(TRAIN_BASE, cfg.train_clips), "train", {"edge": edge_spec}, workers=cfg.workers,
+        codec=cfg.codec, static_augment={"edge": cfg.edge_static_augment},
+        frames_spec=cloud_spec, target_stride=TARGET_STRIDE, progress=progress,
     )  # fmt: skip
+    out = {"edge": data["edge"], "cloud": data["frames"]}
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        for role, d in data.items():
-            for f in fields:
-                np.save(folder / f"{role}_{f}.npy", getattr(d, f), allow_pickle=False)
+        for f in fields:
+            np.save(folder / f"edge_{f}.npy", getattr(out["edge"], f), allow_pickle=False)
+        for f in FRAME_FIELDS:
+            np.save(folder / f"frames_{f}.npy", getattr(out["cloud"], f), allow_pickle=False)
         (folder / "key.json").write_text(key_src)
         (folder / "done").write_text("ok")
-    return data
+    return out
 
 
 def _train_role(role: str, d: Any, cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
+    return _train_edge(d, cfg, out, progress) if role == "edge" else _train_cloud(d, cfg, out, progress)
+
+
+def _export_meta(role: Literal["edge", "cloud"], spec: Any, cfg: BuildConfig, macs: int, threshold: float,
+                 val_clip_f1: float, architecture: str) -> Any:  # fmt: skip
+    from models.metadata import ModelMeta
+
+    return ModelMeta(
+        role=role, name=f"fallwatch-{role}", version=VERSION, input=spec,
+        seed=cfg.seed, trained_at=_now(), flops=macs,
+        extra={"fallwatch.decision": json.dumps(
+            {"val_threshold": threshold, "val_clip_f1": val_clip_f1,
+             "folded_into_logits": True}),
+            "fallwatch.architecture": architecture},
+    )  # fmt: skip
+
+
+def _train_edge(d: Any, cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
     import torch
 
     from models.export import export_video_model
-    from models.metadata import ModelMeta
     from models.nets import ExportWrapper, count_macs
     from models.train import TrainConfig, WindowSet, default_spec, train_video_model
 
-    edge = role == "edge"
-    width = cfg.edge_width if edge else cfg.cloud_width
-    tta = False if edge else cfg.cloud_tta_flip
-    spec = default_spec("edge" if edge else "cloud")
-    tcfg = TrainConfig(epochs=cfg.edge_epochs if edge else cfg.cloud_epochs, width=width,
-                       seed=cfg.seed, max_minutes=None if edge else cfg.cloud_minutes,
-                       threads=cfg.train_threads, tta_flip=tta, progress=progress,
-                       batch_size=64 if edge else 32,
-                       augment="light" if edge else "flip",
-                       decision="window_errors" if edge else "clip_f1")  # fmt: skip
-    res = train_video_model("edge" if edge else "cloud", WindowSet(d.x, d.y, d.clip, d.clip_label),
-                            spec, tcfg)  # fmt: skip
+    spec = default_spec("edge")
+    tcfg = TrainConfig(epochs=cfg.edge_epochs, width=cfg.edge_width, seed=cfg.seed,
+                       threads=cfg.train_threads, progress=progress, batch_size=64,
+                       augment="light", decision="window_errors")  # fmt: skip
+    res = train_video_model("edge", WindowSet(d.x, d.y, d.clip, d.clip_label), spec, tcfg)
     example = torch.zeros(1, spec.channels, spec.frames, spec.height, spec.width)
-    macs = count_macs(ExportWrapper(res.net, with_embedding=edge, tta_flip=tta), example)
-    meta = ModelMeta(
-        role="edge" if edge else "cloud", name=f"fallwatch-{role}", version=VERSION, input=spec,
-        seed=cfg.seed, trained_at=_now(), flops=macs,
-        extra={"fallwatch.decision": json.dumps(
-            {"val_threshold": res.threshold, "val_clip_f1": res.val_clip_f1,
-             "folded_into_logits": True})},
-    )  # fmt: skip
-    stamped = export_video_model(res.net, meta, out / f"{role}.onnx", with_embedding=edge,
-                                 tta_flip=tta)  # fmt: skip
+    macs = count_macs(ExportWrapper(res.net, with_embedding=True), example)
+    meta = _export_meta("edge", spec, cfg, macs, res.threshold, res.val_clip_f1, "EdgeNet")
+    stamped = export_video_model(res.net, meta, out / "edge.onnx", with_embedding=True)
     return {
         "macs": macs, "params": sum(p.numel() for p in res.net.parameters()),
         "epochs_run": res.epochs_run, "stopped_early": res.stopped_early,
         "train_seconds": res.seconds, "val_threshold": res.threshold,
         "val_clip_f1": res.val_clip_f1, "val_window_acc": res.val_window_acc,
-        "sha256": stamped.sha256, "width": width, "tta_flip": tta, "history": res.history,
+        "sha256": stamped.sha256, "width": cfg.edge_width, "history": res.history,
+    }  # fmt: skip
+
+
+def _train_cloud(d: Any, cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
+    import torch
+
+    from models.export import export_video_model
+    from models.nets import ExportWrapper, count_macs
+    from models.silhouette import (
+        SilhouetteConfig,
+        save_segmenter,
+        silhouette_spec,
+        train_silhouette_cloud,
+    )
+
+    spec = silhouette_spec()
+    scfg = SilhouetteConfig(seg_minutes=cfg.cloud_seg_minutes, head_epochs=cfg.cloud_head_epochs,
+                            width=cfg.cloud_width, seed=cfg.seed, threads=cfg.train_threads,
+                            progress=progress)  # fmt: skip
+    res = train_silhouette_cloud(d, spec, scfg)
+    example = torch.zeros(1, spec.channels, spec.frames, spec.height, spec.width)
+    macs = count_macs(ExportWrapper(res.net, with_embedding=False), example)
+    meta = _export_meta("cloud", spec, cfg, macs, res.threshold, res.val_clip_f1,
+                        "SilhouetteNet")  # fmt: skip
+    stamped = export_video_model(res.net, meta, out / "cloud.onnx", with_embedding=False)
+    save_segmenter(res.net, out / "cloud_segmenter.npz", cloud_sha256=stamped.sha256)
+    return {
+        "macs": macs, "params": sum(p.numel() for p in res.net.parameters()),
+        "epochs_run": res.head_epochs, "stopped_early": False,
+        "seg_steps": res.seg_steps, "seg_seconds": res.seg_seconds,
+        "train_seconds": res.seconds, "val_threshold": res.threshold,
+        "val_clip_f1": res.val_clip_f1, "val_window_acc": res.val_window_acc,
+        "val_auc": res.val_auc, "frames": len(d.x), "windows": len(d.y),
+        "sha256": stamped.sha256, "width": cfg.cloud_width, "history": res.history,
     }  # fmt: skip
 
 
@@ -411,16 +453,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--note", default="", help="free text for the model card's build notes")
     parser.add_argument("--edge-epochs", type=int, default=None)
-    parser.add_argument("--cloud-minutes", type=float, default=None)
-    parser.add_argument(
-        "--cloud-epochs",
-        type=int,
-        default=None,
-        help="cloud epochs to plan (default 12; --cloud-minutes may cut them)",
-    )
+    parser.add_argument("--cloud-minutes", type=float, default=None,
+                        help="time budget of the cloud's segmenter stage (default 17)")  # fmt: skip
+    parser.add_argument("--cloud-epochs", type=int, default=None,
+                        help="epochs of the cloud's temporal head (default 60)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=None,
                         help="training and distillation seed (default 0); held-out F1 moves by "
                              "several points between seeds (docs/MODEL_EXPERIMENTS.md)")  # fmt: skip
+    parser.add_argument("--pool-clips", type=int, default=None,
+                        help=f"clips in the unlabeled DMD pool (default {FULL.pool_clips})")
     parser.add_argument("--keep", choices=("edge", "cloud"), action="append", default=[],
                         help="with --resume-from: keep this trained model instead of "
                              "retraining it (repeatable)")  # fmt: skip
@@ -456,11 +497,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.edge_epochs:
         cfg = replace(cfg, edge_epochs=args.edge_epochs)
     if args.cloud_minutes:
-        cfg = replace(cfg, cloud_minutes=args.cloud_minutes)
+        cfg = replace(cfg, cloud_seg_minutes=args.cloud_minutes)
     if args.cloud_epochs:
-        cfg = replace(cfg, cloud_epochs=args.cloud_epochs)
+        cfg = replace(cfg, cloud_head_epochs=args.cloud_epochs)
     if args.seed is not None:
         cfg = replace(cfg, seed=args.seed)
+    if args.pool_clips:
+        cfg = replace(cfg, pool_clips=args.pool_clips)
     if args.keep and not args.resume_from:
         parser.error("--keep needs --resume-from")
     heldout = args.heldout_dir or Path("data/heldout-quick" if args.quick else "data/heldout")

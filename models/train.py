@@ -1,4 +1,4 @@
-"""Train the edge or cloud model on labeled windows (PyTorch, CPU).
+"""Train the edge model on labeled windows (PyTorch, CPU); the cloud trains in `models.silhouette`.
 
 Inputs: a `WindowSet` — model-ready uint8 inputs `[N,C,T,H,W]` (see
 `models.preprocess.to_model_uint8`), window labels, clip ids and clip labels —
@@ -42,7 +42,7 @@ from tqdm import tqdm
 from models.errors import TrainingError
 from models.metadata import InputSpec
 from models.metrics import best_clip_threshold, best_window_threshold, clip_f1_at, roc_auc
-from models.nets import CloudNet, EdgeNet, ExportWrapper
+from models.nets import EdgeNet, ExportWrapper
 
 __all__ = ["TrainConfig", "TrainResult", "WindowSet", "default_spec", "train_video_model"]
 
@@ -51,10 +51,12 @@ Role = Literal["edge", "cloud"]
 
 
 def default_spec(role: Role) -> InputSpec:
-    """Edge: 8 grey 64x64 frames, nearest resize. Cloud: 16 RGB 112x112 frames, area resize."""
+    """Edge: 8 grey 64x64 frames, nearest resize. Cloud: `models.silhouette.silhouette_spec`."""
     if role == "edge":
         return InputSpec(frames=8, height=64, width=64, color="gray", fps=4.0, resample="nearest")
-    return InputSpec(frames=16, height=112, width=112, color="rgb", fps=8.0, resample="box")
+    from models.silhouette import silhouette_spec
+
+    return silhouette_spec()
 
 
 @dataclass
@@ -110,9 +112,9 @@ class TrainResult:
 
 
 def build_net(role: Role, spec: InputSpec, width: int) -> nn.Module:
-    if role == "edge":
-        return EdgeNet(frames=spec.frames, width=width)
-    return CloudNet(width=width)
+    if role != "edge":
+        raise TrainingError("the cloud model trains in two stages: models.silhouette")
+    return EdgeNet(frames=spec.frames, width=width)
 
 
 def augment_batch(x: torch.Tensor, gen: torch.Generator, rgb: bool) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""Whole model chain at toy size: render → train edge+cloud → export (checked against
-PyTorch) → distil on an unlabeled pool → write a held-out folder → `fallwatch evaluate`."""
+"""Whole model chain at toy size: render → train edge + two-stage cloud → export (checked
+against PyTorch) → distil on an unlabeled pool → write a held-out folder → `fallwatch evaluate`."""
 
 from __future__ import annotations
 
@@ -20,35 +20,35 @@ def test_train_export_distil_evaluate_chain(tmp_path: Path) -> None:
     from models.dataset import clip_seeds, synth_pool_windows, synth_windowsets
     from models.dmd import distill
     from models.export import check_agreement, export_video_model
-    from models.metadata import InputSpec, ModelMeta
+    from models.metadata import ModelMeta
     from models.nets import ExportWrapper
     from models.runtime import CloudModel, EdgeModel, Switcher
+    from models.silhouette import SilhouetteConfig, silhouette_spec, train_silhouette_cloud
     from models.synth import write_dataset
     from models.train import TrainConfig, WindowSet, default_spec, train_video_model
 
     torch.set_num_threads(1)
-    specs = {
-        "edge": default_spec("edge"),
-        "cloud": InputSpec(frames=8, height=32, width=32, color="rgb", fps=4.0),
-    }
-    data = synth_windowsets(clip_seeds(11, 8), "train", specs, workers=1, progress=False,
-                            static_augment={"cloud": 0.5})  # fmt: skip
+    specs = {"edge": default_spec("edge"), "cloud": silhouette_spec()}
+    data = synth_windowsets(clip_seeds(11, 8), "train", {"edge": specs["edge"]}, workers=1,
+                            progress=False, frames_spec=specs["cloud"])  # fmt: skip
     assert data["edge"].y.sum() > 0 and (data["edge"].y == 0).sum() > 0
+    frames = data["frames"]
+    assert len(frames.y) == len(data["edge"].y) and frames.target[:, 0].max() == 255
+    d = data["edge"]
+    cfg = TrainConfig(epochs=1, width=4, batch_size=8, samples_per_epoch=16, progress=False,
+                      augment="light", decision="window_errors")  # fmt: skip
+    edge_res = train_video_model("edge", WindowSet(d.x, d.y, d.clip, d.clip_label),
+                                 specs["edge"], cfg)  # fmt: skip
+    cloud_res = train_silhouette_cloud(frames, specs["cloud"], SilhouetteConfig(
+        seg_steps=3, seg_batch=4, head_epochs=2, width=4, threads=1, progress=False))  # fmt: skip
     paths = {}
-    for role, width, tta in (("edge", 4, False), ("cloud", 4, True)):
-        d = data[role]
-        cfg = TrainConfig(epochs=1, width=width, batch_size=8, samples_per_epoch=16,
-                          tta_flip=tta, progress=False,
-                          augment="light" if role == "edge" else "full",
-                          decision="window_errors" if role == "edge" else "clip_f1")  # fmt: skip
-        res = train_video_model(role, WindowSet(d.x, d.y, d.clip, d.clip_label), specs[role], cfg)
-        assert 0.0 < res.threshold < 1.0
+    for role, net in (("edge", edge_res.net), ("cloud", cloud_res.net)):
+        assert 0.0 < (edge_res if role == "edge" else cloud_res).threshold < 1.0
         paths[role] = tmp_path / f"{role}.onnx"
         meta = ModelMeta(role=role, name=f"smoke-{role}", version="0", input=specs[role], seed=0)
-        export_video_model(res.net, meta, paths[role], with_embedding=role == "edge", tta_flip=tta)
+        export_video_model(net, meta, paths[role], with_embedding=role == "edge")
         s = specs[role]
-        worst = check_agreement(ExportWrapper(res.net, role == "edge", tta),
-                                paths[role].read_bytes(),
+        worst = check_agreement(ExportWrapper(net, role == "edge"), paths[role].read_bytes(),
                                 (1, s.channels, s.frames, s.height, s.width), "frames", seed=5)  # fmt: skip
         assert worst <= 1e-4
     # The exported edge reproduces the trained net's decisions on real windows.
