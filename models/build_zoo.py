@@ -55,15 +55,17 @@ class BuildConfig:
     pool_clips: int = 400
     fresh_pool_clips: int = 100
     heldout_clips: int = 320
-    edge_epochs: int = 60
-    edge_width: int = 16
-    # The cloud (models.silhouette): stage A, the per-frame segmenter, has a time budget;
-    # stage B, the temporal head on cached per-frame features, runs a fixed epoch count.
+    # Both video models are two-stage (models.silhouette): stage A, the per-frame
+    # perception, has a time budget; stage B, the temporal head on cached per-frame
+    # features, runs a fixed number of epochs.
+    edge_seg_minutes: float = 5.0
+    edge_head_epochs: int = 60
+    edge_width: int = 8
+    edge_hidden: int = 16  # 32-d embedding for the switcher
     cloud_seg_minutes: float = 17.0
     cloud_head_epochs: int = 60
     cloud_width: int = 16
-    edge_static_augment: float = 0.7  # share of edge windows jittered at render time
-    # (per-step torch augmentation is slower than the edge's own training step on this CPU)
+    cloud_tta_flip: bool = True  # the cloud averages each window with its mirror image
     offload_rate: float = 0.2
     workers: int = 2
     train_threads: int = 2
@@ -73,8 +75,8 @@ class BuildConfig:
 
 FULL = BuildConfig()
 QUICK = BuildConfig(
-    train_clips=60, pool_clips=30, fresh_pool_clips=20, heldout_clips=40, edge_epochs=2,
-    cloud_seg_minutes=1.0, cloud_head_epochs=5, cloud_width=8,
+    train_clips=60, pool_clips=30, fresh_pool_clips=20, heldout_clips=40, edge_seg_minutes=0.5,
+    edge_head_epochs=5, edge_width=4, cloud_seg_minutes=1.0, cloud_head_epochs=5, cloud_width=8,
 )  # fmt: skip
 
 
@@ -208,20 +210,20 @@ def build(
     if start <= STAGES.index("cloud"):
         with timer.stage("1 render train clips"):
             data = _render_train(cfg, progress, cache_dir)
+        d = data["frames"]
         summary["train_data"] = {
-            role: {"windows": len(d.y), "fall_windows": int(d.y.sum()),
-                   "clips": len(np.unique(d.clip)),
-                   "fall_clips": len(np.unique(d.clip[d.clip_label == 1]))}
-            for role, d in data.items()
+            "frames": len(d.x), "windows": len(d.y), "fall_windows": int(d.y.sum()),
+            "clips": len(np.unique(d.clip)),
+            "fall_clips": len(np.unique(d.clip[d.clip_label == 1])),
         }  # fmt: skip
         print(f"[build] train data: {json.dumps(summary['train_data'])}")
-    for role in ("edge", "cloud"):
+    roles: tuple[Literal["edge", "cloud"], ...] = ("edge", "cloud")
+    for role in roles:
         if start <= STAGES.index(role) and role not in keep:
             with timer.stage(f"{2 if role == 'edge' else 3} train {role}"):
-                summary["models"][role] = _train_role(role, data.pop(role), cfg, out, progress)
+                summary["models"][role] = _train_role(role, data["frames"], cfg, out, progress)
             _save_summary(out, summary, timer)
-        else:
-            data.pop(role, None)
+    data.clear()
     if start <= STAGES.index("distill"):
         with timer.stage("4 render DMD pool + distil switcher"):
             summary["dmd"] = _distil(cfg, out, progress)
@@ -256,14 +258,14 @@ def build(
 
 def _data_code_version(root: Path | None = None) -> str:
     """sha256 (12 hex) of the code that decides what a cached training window holds: the
-    generator, windowing, clip decoding, preprocessing, augmentation and dataset assembly.
+    generator, windowing, clip decoding, preprocessing and dataset assembly.
     Part of the cache key, so changing any of them re-renders instead of reusing stale arrays."""
     import hashlib
 
     root = Path(__file__).resolve().parent if root is None else root
     files = sorted((root / "synth").glob("*.py")) + [
         root / name
-        for name in ("windows.py", "clips.py", "preprocess.py", "augment.py", "dataset.py")
+        for name in ("windows.py", "clips.py", "preprocess.py", "dataset.py")
     ]
     digest = hashlib.sha256()
     for path in files:
@@ -272,122 +274,87 @@ def _data_code_version(root: Path | None = None) -> str:
 
 
 def _render_train(cfg: BuildConfig, progress: bool, cache_dir: Path | None) -> dict[str, Any]:
-    """Render the training data once for both models: the edge's windows and the cloud's
-    per-clip frames with the generator's silhouettes (`models.dataset.ClipFrames`); or load
-    them from `cache_dir` when rendered before with exactly the same settings (plain .npy
-    arrays, no pickle)."""
+    """Render the training clips once for both models: every frame at the cloud's size with
+    the generator's silhouettes and joints (`models.dataset.ClipFrames`; the edge's inputs
+    are area-averaged from them), or load them from `cache_dir` when rendered before with
+    exactly the same settings (plain .npy arrays, no pickle). Returns {"frames": ...}."""
     import hashlib
 
-    from models.dataset import FRAME_FIELDS, ClipFrames, LabeledArrays, synth_windowsets
+    from models.dataset import FRAME_FIELDS, ClipFrames, synth_clipframes
     from models.silhouette import TARGET_STRIDE, silhouette_spec
-    from models.train import default_spec
 
-    edge_spec, cloud_spec = default_spec("edge"), silhouette_spec()
+    spec = silhouette_spec()
     key_src = json.dumps({"n": cfg.train_clips, "base": TRAIN_BASE, "codec": cfg.codec,
-                          "code": _data_code_version(), "aug": cfg.edge_static_augment,
-                          "specs": [edge_spec.to_json(), cloud_spec.to_json()],
+                          "code": _data_code_version(), "spec": spec.to_json(),
                           "stride": TARGET_STRIDE}, sort_keys=True)  # fmt: skip
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     folder = cache_dir / f"train-{key}" if cache_dir else None
-    fields = ("x", "y", "clip", "clip_label")
     if folder is not None and (folder / "done").exists():
-        print(f"[build] train data loaded from cache {folder}")
-        edge = LabeledArrays(*(np.load(folder / f"edge_{f}.npy", allow_pickle=False)
-                               for f in fields))  # fmt: skip
-        frames = ClipFrames(*(np.load(folder / f"frames_{f}.npy", allow_pickle=False)
-                              for f in FRAME_FIELDS))  # fmt: skip
-        return {"edge": edge, "cloud": frames}
-    data = synth_windowsets(
-        _seeds(TRAIN_BASE, cfg.train_clips), "train", {"edge": edge_spec}, workers=cfg.workers,
-        codec=cfg.codec, static_augment={"edge": cfg.edge_static_augment},
-        frames_spec=cloud_spec, target_stride=TARGET_STRIDE, progress=progress,
-    )  # fmt: skip
-    out = {"edge": data["edge"], "cloud": data["frames"]}
+        print(f"[build] train frames loaded from cache {folder}")
+        return {"frames": ClipFrames(*(np.load(folder / f"frames_{f}.npy", allow_pickle=False)
+                                       for f in FRAME_FIELDS))}  # fmt: skip
+    frames = synth_clipframes(_seeds(TRAIN_BASE, cfg.train_clips), "train", spec,
+                              workers=cfg.workers, codec=cfg.codec, target_stride=TARGET_STRIDE,
+                              progress=progress)  # fmt: skip
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        for f in fields:
-            np.save(folder / f"edge_{f}.npy", getattr(out["edge"], f), allow_pickle=False)
         for f in FRAME_FIELDS:
-            np.save(folder / f"frames_{f}.npy", getattr(out["cloud"], f), allow_pickle=False)
+            np.save(folder / f"frames_{f}.npy", getattr(frames, f), allow_pickle=False)
         (folder / "key.json").write_text(key_src)
         (folder / "done").write_text("ok")
-    return out
+    return {"frames": frames}
 
 
-def _train_role(role: str, d: Any, cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
-    return _train_edge(d, cfg, out, progress) if role == "edge" else _train_cloud(d, cfg, out, progress)
+def _train_role(
+    role: Literal["edge", "cloud"], frames: Any, cfg: BuildConfig, out: Path, progress: bool
+) -> dict[str, Any]:
+    """Train one video model on the rendered frames, export `{role}.onnx` and the per-frame
+    stage's weights `{role}_segmenter.npz` (for head-only retraining on real footage)."""
+    import torch
 
-
-def _export_meta(role: Literal["edge", "cloud"], spec: Any, cfg: BuildConfig, macs: int, threshold: float,
-                 val_clip_f1: float, architecture: str) -> Any:  # fmt: skip
+    from models.export import export_video_model
     from models.metadata import ModelMeta
-
-    return ModelMeta(
-        role=role, name=f"fallwatch-{role}", version=VERSION, input=spec,
-        seed=cfg.seed, trained_at=_now(), flops=macs,
-        extra={"fallwatch.decision": json.dumps(
-            {"val_threshold": threshold, "val_clip_f1": val_clip_f1,
-             "folded_into_logits": True}),
-            "fallwatch.architecture": architecture},
-    )  # fmt: skip
-
-
-def _train_edge(d: Any, cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
-    import torch
-
-    from models.export import export_video_model
-    from models.nets import ExportWrapper, count_macs
-    from models.train import TrainConfig, WindowSet, default_spec, train_video_model
-
-    spec = default_spec("edge")
-    tcfg = TrainConfig(epochs=cfg.edge_epochs, width=cfg.edge_width, seed=cfg.seed,
-                       threads=cfg.train_threads, progress=progress, batch_size=64,
-                       augment="light", decision="window_errors")  # fmt: skip
-    res = train_video_model("edge", WindowSet(d.x, d.y, d.clip, d.clip_label), spec, tcfg)
-    example = torch.zeros(1, spec.channels, spec.frames, spec.height, spec.width)
-    macs = count_macs(ExportWrapper(res.net, with_embedding=True), example)
-    meta = _export_meta("edge", spec, cfg, macs, res.threshold, res.val_clip_f1, "EdgeNet")
-    stamped = export_video_model(res.net, meta, out / "edge.onnx", with_embedding=True)
-    return {
-        "macs": macs, "params": sum(p.numel() for p in res.net.parameters()),
-        "epochs_run": res.epochs_run, "stopped_early": res.stopped_early,
-        "train_seconds": res.seconds, "val_threshold": res.threshold,
-        "val_clip_f1": res.val_clip_f1, "val_window_acc": res.val_window_acc,
-        "sha256": stamped.sha256, "width": cfg.edge_width, "history": res.history,
-    }  # fmt: skip
-
-
-def _train_cloud(d: Any, cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
-    import torch
-
-    from models.export import export_video_model
     from models.nets import ExportWrapper, count_macs
     from models.silhouette import (
         SilhouetteConfig,
+        edge_silhouette_spec,
         save_segmenter,
         silhouette_spec,
         train_silhouette_cloud,
     )
 
-    spec = silhouette_spec()
-    scfg = SilhouetteConfig(seg_minutes=cfg.cloud_seg_minutes, head_epochs=cfg.cloud_head_epochs,
-                            width=cfg.cloud_width, seed=cfg.seed, threads=cfg.train_threads,
-                            progress=progress)  # fmt: skip
-    res = train_silhouette_cloud(d, spec, scfg)
+    edge = role == "edge"
+    spec = edge_silhouette_spec() if edge else silhouette_spec()
+    scfg = SilhouetteConfig(
+        seg_minutes=cfg.edge_seg_minutes if edge else cfg.cloud_seg_minutes,
+        head_epochs=cfg.edge_head_epochs if edge else cfg.cloud_head_epochs,
+        width=cfg.edge_width if edge else cfg.cloud_width,
+        hidden=cfg.edge_hidden if edge else 64, seg_batch=64 if edge else 32,
+        decision="window_errors" if edge else "clip_f1", role=role,
+        tta_flip=False if edge else cfg.cloud_tta_flip,
+        seed=cfg.seed, threads=cfg.train_threads, progress=progress,
+    )  # fmt: skip
+    res = train_silhouette_cloud(frames, spec, scfg)
     example = torch.zeros(1, spec.channels, spec.frames, spec.height, spec.width)
-    macs = count_macs(ExportWrapper(res.net, with_embedding=False), example)
-    meta = _export_meta("cloud", spec, cfg, macs, res.threshold, res.val_clip_f1,
-                        "SilhouetteNet")  # fmt: skip
-    stamped = export_video_model(res.net, meta, out / "cloud.onnx", with_embedding=False)
-    save_segmenter(res.net, out / "cloud_segmenter.npz", cloud_sha256=stamped.sha256)
+    macs = count_macs(ExportWrapper(res.net, with_embedding=edge), example)
+    meta = ModelMeta(
+        role=role, name=f"fallwatch-{role}", version=VERSION, input=spec, seed=cfg.seed,
+        trained_at=_now(), flops=macs,
+        extra={"fallwatch.decision": json.dumps(
+            {"val_threshold": res.threshold, "val_clip_f1": res.val_clip_f1,
+             "folded_into_logits": True})},
+    )  # fmt: skip
+    stamped = export_video_model(res.net, meta, out / f"{role}.onnx", with_embedding=edge)
+    save_segmenter(res.net, out / f"{role}_segmenter.npz", cloud_sha256=stamped.sha256)
     return {
         "macs": macs, "params": sum(p.numel() for p in res.net.parameters()),
         "epochs_run": res.head_epochs, "stopped_early": False,
         "seg_steps": res.seg_steps, "seg_seconds": res.seg_seconds,
         "train_seconds": res.seconds, "val_threshold": res.threshold,
         "val_clip_f1": res.val_clip_f1, "val_window_acc": res.val_window_acc,
-        "val_auc": res.val_auc, "frames": len(d.x), "windows": len(d.y),
-        "sha256": stamped.sha256, "width": cfg.cloud_width, "history": res.history,
+        "val_auc": res.val_auc, "frames": len(frames.x), "windows": len(frames.y),
+        "sha256": stamped.sha256, "width": scfg.width, "tta_flip": scfg.tta_flip,
+        "history": res.history,
     }  # fmt: skip
 
 
@@ -452,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
                              "data/heldout-quick with --quick)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--note", default="", help="free text for the model card's build notes")
-    parser.add_argument("--edge-epochs", type=int, default=None)
+    parser.add_argument("--edge-epochs", type=int, default=None,
+                        help="epochs of the edge's temporal head (default 60)")  # fmt: skip
+    parser.add_argument("--edge-minutes", type=float, default=None,
+                        help="time budget of the edge's per-frame stage (default 5)")  # fmt: skip
     parser.add_argument("--cloud-minutes", type=float, default=None,
                         help="time budget of the cloud's segmenter stage (default 17)")  # fmt: skip
     parser.add_argument("--cloud-epochs", type=int, default=None,
@@ -495,7 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers:
         cfg = replace(cfg, workers=args.workers)
     if args.edge_epochs:
-        cfg = replace(cfg, edge_epochs=args.edge_epochs)
+        cfg = replace(cfg, edge_head_epochs=args.edge_epochs)
+    if args.edge_minutes:
+        cfg = replace(cfg, edge_seg_minutes=args.edge_minutes)
     if args.cloud_minutes:
         cfg = replace(cfg, cloud_seg_minutes=args.cloud_minutes)
     if args.cloud_epochs:

@@ -5,10 +5,11 @@
 `ModelsError` (message printed to stderr), 2 bad arguments.
 - train:    `fallwatch train --role edge|cloud --out M.onnx (--data DIR | --synth N)`
             trains on a labeled clip folder or on N synthetic clips, exports ONNX
-            with metadata (PyTorch needed: `pip install fallwatch[train]`). The cloud
-            (models.silhouette) learns its per-frame stage from the generator's
-            silhouettes; on a folder of real footage it keeps a pretrained per-frame stage
-            (`--segmenter`, default the zoo's) and retrains only the temporal stage.
+            with metadata (PyTorch needed: `pip install fallwatch[train]`). Both models
+            (models.silhouette) learn their per-frame stage from the generator's
+            silhouettes and joints; on a folder of real footage, which has none, they keep
+            a pretrained per-frame stage (`--segmenter`, default the zoo's
+            `{role}_segmenter.npz`) and retrain only the temporal stage.
 - distill:  `fallwatch distill --edge E --cloud C --data DIR --offload-rate R --out S.onnx`
             DMD on the folder's windows with labels ignored (a folder without
             labels.csv works: every video in it is used).
@@ -20,7 +21,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,88 +41,51 @@ def _rate(text: str) -> float:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    if (args.data is None) == (args.synth is None):
-        print("train: give exactly one of --data DIR or --synth N", file=sys.stderr)
-        return 2
-    return _train_cloud(args) if args.role == "cloud" else _train_edge(args)
-
-
-def _decision_meta(threshold: float, val_clip_f1: float) -> dict[str, str]:
-    import json
-
-    return {"fallwatch.decision": json.dumps({"val_threshold": threshold,
-                                              "val_clip_f1": val_clip_f1})}  # fmt: skip
-
-
-def _now() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _train_edge(args: argparse.Namespace) -> int:
     import torch
 
-    from models.dataset import clip_seeds, folder_windowsets, synth_windowsets
-    from models.export import export_video_model
-    from models.metadata import ModelMeta
-    from models.nets import ExportWrapper, count_macs
-    from models.train import TrainConfig, WindowSet, default_spec, train_video_model
-
-    spec = default_spec("edge")
-    if args.data is not None:
-        d = folder_windowsets(args.data, {"edge": spec})["edge"]
-    else:
-        d = synth_windowsets(clip_seeds(args.seed_data, args.synth), args.preset, {"edge": spec},
-                             workers=args.workers)["edge"]  # fmt: skip
-    cfg = TrainConfig(epochs=args.epochs, width=args.width or 16, seed=args.seed,
-                      max_minutes=args.max_minutes, threads=args.threads, batch_size=64,
-                      augment="full", decision="window_errors")  # fmt: skip
-    res = train_video_model("edge", WindowSet(d.x, d.y, d.clip, d.clip_label), spec, cfg)
-    example = torch.zeros(1, spec.channels, spec.frames, spec.height, spec.width)
-    macs = count_macs(ExportWrapper(res.net, True), example)
-    meta = ModelMeta(role="edge", name=args.name or "fallwatch-edge", version=args.version,
-                     input=spec, seed=args.seed, trained_at=_now(), flops=macs,
-                     extra=_decision_meta(res.threshold, res.val_clip_f1))  # fmt: skip
-    stamped = export_video_model(res.net, meta, args.out, with_embedding=True)
-    print(f"train: wrote {args.out} ({macs / 1e6:.1f} M multiply-adds/window, "
-          f"sha256 {stamped.sha256[:12]}...)")  # fmt: skip
-    return 0
-
-
-def _train_cloud(args: argparse.Namespace) -> int:
-    import torch
-
-    from models.dataset import clip_seeds, folder_clipframes, synth_windowsets
+    from models.dataset import clip_seeds, folder_clipframes, synth_clipframes
     from models.export import export_video_model
     from models.metadata import ModelMeta
     from models.nets import ExportWrapper, count_macs
     from models.silhouette import (
         TARGET_STRIDE,
         SilhouetteConfig,
+        edge_silhouette_spec,
         save_segmenter,
         silhouette_spec,
         train_silhouette_cloud,
     )
 
-    spec = silhouette_spec()
+    if (args.data is None) == (args.synth is None):
+        print("train: give exactly one of --data DIR or --synth N", file=sys.stderr)
+        return 2
+    role = args.role
+    edge = role == "edge"
+    spec = edge_silhouette_spec() if edge else silhouette_spec()
     segmenter = None
     if args.data is not None:
-        segmenter = args.segmenter or zoo_path("cloud").with_name("cloud_segmenter.npz")
-        frames = folder_clipframes(args.data, spec)
+        segmenter = args.segmenter or zoo_path(role).with_name(f"{role}_segmenter.npz")
+        frames = folder_clipframes(args.data, silhouette_spec())
     else:
-        frames = synth_windowsets(clip_seeds(args.seed_data, args.synth), args.preset, {},
-                                  workers=args.workers, frames_spec=spec,
-                                  target_stride=TARGET_STRIDE)["frames"]  # fmt: skip
-    cfg = SilhouetteConfig(seg_minutes=args.max_minutes or 14.0, head_epochs=args.epochs,
-                           width=args.width or 16, seed=args.seed, threads=args.threads)  # fmt: skip
+        frames = synth_clipframes(clip_seeds(args.seed_data, args.synth), args.preset,
+                                  silhouette_spec(), workers=args.workers,
+                                  target_stride=TARGET_STRIDE)  # fmt: skip
+    cfg = SilhouetteConfig(
+        seg_minutes=args.max_minutes or (5.0 if edge else 17.0), head_epochs=args.epochs,
+        width=args.width or (8 if edge else 16), hidden=16 if edge else 64,
+        seg_batch=64 if edge else 32, decision="window_errors" if edge else "clip_f1",
+        role=role, tta_flip=not edge and not args.no_tta, seed=args.seed, threads=args.threads,
+    )  # fmt: skip
     res = train_silhouette_cloud(frames, spec, cfg, segmenter=segmenter)
     example = torch.zeros(1, spec.channels, spec.frames, spec.height, spec.width)
-    macs = count_macs(ExportWrapper(res.net, False), example)
-    meta = ModelMeta(role="cloud", name=args.name or "fallwatch-cloud", version=args.version,
-                     input=spec, seed=args.seed, trained_at=_now(), flops=macs,
-                     extra=_decision_meta(res.threshold, res.val_clip_f1))  # fmt: skip
-    stamped = export_video_model(res.net, meta, args.out, with_embedding=False)
+    macs = count_macs(ExportWrapper(res.net, edge), example)
+    meta = ModelMeta(
+        role=role, name=args.name or f"fallwatch-{role}", version=args.version, input=spec,
+        seed=args.seed, trained_at=datetime.now(UTC).isoformat(timespec="seconds"), flops=macs,
+        extra={"fallwatch.decision": json.dumps({"val_threshold": res.threshold,
+                                                 "val_clip_f1": res.val_clip_f1})},
+    )  # fmt: skip
+    stamped = export_video_model(res.net, meta, args.out, with_embedding=edge)
     if segmenter is None:
         save_segmenter(res.net, args.out.with_name(args.out.stem + "_segmenter.npz"),
                        cloud_sha256=stamped.sha256)  # fmt: skip
@@ -166,14 +132,14 @@ def add_model_commands(subparsers: Any) -> None:
     p.add_argument("--synth", type=int, metavar="N", help="train on N synthetic clips instead")
     p.add_argument("--preset", default="train", help="synthetic preset (with --synth)")
     p.add_argument("--seed-data", type=int, default=1_000_000, help="synthetic base seed")
-    p.add_argument("--epochs", type=int, default=10,
-                   help="edge epochs, or epochs of the cloud's temporal stage")  # fmt: skip
-    p.add_argument("--width", type=int, default=None, help="channel width (edge 16, cloud 16)")
+    p.add_argument("--epochs", type=int, default=60, help="epochs of the temporal stage")
+    p.add_argument("--width", type=int, default=None, help="channel width (edge 8, cloud 16)")
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="edge: training time budget; cloud: the per-frame stage's (default 14)")
+                   help="time budget of the per-frame stage (default edge 5, cloud 17)")
     p.add_argument("--segmenter", type=Path, default=None,
-                   help="cloud with --data: pretrained per-frame stage (.npz; default the "
-                        "zoo's cloud_segmenter.npz)")  # fmt: skip
+                   help="with --data: pretrained per-frame stage (.npz; default the zoo's "
+                        "edge_segmenter.npz / cloud_segmenter.npz)")  # fmt: skip
+    p.add_argument("--no-tta", action="store_true", help="cloud: no test-time mirroring")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--workers", type=int, default=1, help="render processes (with --synth)")
     p.add_argument("--seed", type=int, default=0)

@@ -80,7 +80,12 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         "target": cfg["offload_rate"],
         "within_3_points": False,
     }
-    train_data = summary.get("train_data") or {"edge": "n/a", "cloud": "n/a"}
+    td = summary.get("train_data") or {}
+    train_data = (
+        f"{td.get('frames', '?')} frames, {td.get('windows', '?')} windows "
+        f"({td.get('fall_windows', '?')} fall windows) of {td.get('clips', '?')} clips "
+        f"({td.get('fall_clips', '?')} falls)"
+    )
     t = report["timing"]
     e, c = m["edge"], m["cloud"]
     lines = [
@@ -95,16 +100,19 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         "## Models",
         "| file | role | architecture | parameters | multiply-adds / window | measured ms / window |",
         "| --- | --- | --- | --- | --- | --- |",
-        f"| edge.onnx | edge | 8 grey frames 64x64 (nearest resize) + 7 in-graph frame "
-        f"differences as 15 channels → 4x (3x3 stride-2 conv, BN, ReLU), width {e['width']}, "
-        f"global pool → 32-d embedding → 2 classes | {e['params']:,} | {e['macs'] / 1e6:.1f} M "
-        f"| {t['edge_ms']:.3f} (preprocess + stats + inference) |",
-        f"| cloud.onnx | cloud | 16 RGB frames 96x128 (area resize); two stages in one graph "
-        f"(`models.silhouette`): a per-frame encoder-decoder (width {c['width']}, output at "
-        f"1/4 resolution) predicts the person's silhouette and a head heatmap; their geometry "
-        f"(coverage, centroid, spread, tilt, head position relative to the body, row and "
-        f"column profiles) and 16 pooled appearance channels, normalised per window, feed "
-        f"three dilated 1D convolutions over the 16 frames → mean+max pool → 2 classes "
+        f"| edge.onnx | edge | 8 grey frames 48x64 (area resize, 4 fps); two stages in one graph "
+        f"(`models.silhouette`, the cloud's design scaled down): a per-frame encoder-decoder "
+        f"(width {e['width']}) predicts the person's silhouette and 9 joint heatmaps at 1/4 "
+        f"resolution; their geometry, normalised per window, feeds three dilated 1D "
+        f"convolutions over the 8 frames → mean+max pool (32-d embedding) → 2 classes "
+        f"| {e['params']:,} | {e['macs'] / 1e6:.1f} M | {t['edge_ms']:.3f} (preprocess + stats + inference) |",
+        f"| cloud.onnx | cloud | 16 RGB frames 96x128 (area resize, 8 fps); the same two stages "
+        f"(width {c['width']}, 64 temporal channels)"
+        f"{', every window averaged with its mirror image (test-time flip)' if c.get('tta_flip') else ''}; "
+        f"per-frame geometry: silhouette coverage, centroid, spread, tilt, head position "
+        f"relative to the body; per window: every joint relative to the mean pelvis in units "
+        f"of the longest head-to-ankle extent, the body axis, silhouette height and width over "
+        f"their window maxima "
         f"| {c['params']:,} | {c['macs'] / 1e6:.1f} M | {t['cloud_ms']:.3f} (preprocess + inference) |",
         f"| switcher.onnx | switcher | MLP {dmd['n_features']}→32→32→1 on edge probabilities, "
         f"entropy, margin, logit, 7 frame statistics and the 32-d edge embedding | — | "
@@ -117,26 +125,28 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         "## Training data and seeds",
         f"- {cfg['train_clips']} synthetic clips from `models.synth` preset `train`, render "
         f"seeds `clip_seed(1000000, i)`, each passed through an in-memory H.264 round "
-        f"trip at its own CRF; windows of 16 frames at 8 fps (2 s), stride 1 s, labelled by "
-        f"`models.windows.window_label`. Edge: {train_data['edge']}. Cloud (every window; "
-        f"its segmenter trains on all {c.get('frames', '?')} frames of the training split "
-        f"with the generator's silhouettes and head positions as targets): {train_data['cloud']}.",
-        f"- 15% of the training clips (seeded) are a validation split: best epoch by validation "
-        f"window ROC AUC; the fall decision threshold chosen on it is folded into the fall "
-        f"logit — edge {e['val_threshold']:.3f} (fewest wrong windows: the cloud fixes the "
+        f"trip at its own CRF, rendered once with the generator's per-frame truth (the main "
+        f"person's visible silhouette and 9 joint positions): {train_data}. Windows of 16 "
+        f"frames at 8 fps (2 s), stride 1 s, labelled by `models.windows.window_label`; the "
+        f"edge reads every other frame at a quarter of the pixels, area-averaged from the "
+        f"same frames.",
+        f"- Stage A (per-frame perception, trained on the truth, no fall labels): silhouette "
+        f"BCE + Dice and a cross-entropy per joint heatmap; per-step mirror, zoom 0.7-1.4x, "
+        f"shift, roll, colour-channel shuffle, gamma, exposure, contrast, tint, grey, blur, "
+        f"low-resolution round trip, noise. Edge {e.get('seg_steps', '?')} steps of 64 frames "
+        f"({e.get('seg_seconds', float('nan')):.0f}s), cloud {c.get('seg_steps', '?')} steps of "
+        f"32 frames ({c.get('seg_seconds', float('nan')):.0f}s), both time-budgeted.",
+        f"- Stage B (temporal head, fall labels): per-frame features cached for every frame as "
+        f"filmed and re-filmed (one random camera move and re-lighting per clip), "
+        f"class-balanced batches (35 % falls), label smoothing, one-cycle schedule; edge "
+        f"{e['epochs_run']} epochs, cloud {c['epochs_run']} epochs; 15% of the training clips "
+        f"(seeded) are a validation split, scored as filmed and re-filmed: best epoch by "
+        f"window ROC AUC (edge {e.get('val_auc', float('nan')):.3f}, cloud "
+        f"{c.get('val_auc', float('nan')):.3f}); the threshold chosen on it is folded into the "
+        f"fall logit — edge {e['val_threshold']:.3f} (fewest wrong windows: the cloud fixes the "
         f"rest), cloud {c['val_threshold']:.3f} (best clip-level F1); validation clip F1 edge "
-        f"{e['val_clip_f1']:.3f}, cloud {c['val_clip_f1']:.3f}.",
-        f"- Training seed {cfg['seed']}; edge {e['epochs_run']} epochs "
-        f"({e['train_seconds']:.0f}s; AdamW, warm-up + cosine, class-balanced batches with 35 % "
-        "falls, label smoothing, per-step mirror/shift/gain/noise plus a one-off render-time "
-        "jitter of most windows, `models.augment`). Cloud: stage A, the segmenter, "
-        f"{c.get('seg_steps', '?')} steps of 32 frames ({c.get('seg_seconds', float('nan')):.0f}s, "
-        "time-budgeted; silhouette BCE + Dice, head heatmap cross-entropy; per-step mirror, "
-        "zoom 0.7-1.4x, shift, roll, exposure, contrast, tint, grey, blur, noise); stage B, the "
-        f"temporal head on cached per-frame features of every training window and of a "
-        f"re-filmed copy of each training clip, {c['epochs_run']} epochs (whole cloud "
-        f"{c['train_seconds']:.0f}s; class-balanced batches, label smoothing, best epoch by "
-        f"validation window AUC {c.get('val_auc', float('nan')):.3f}).",
+        f"{e['val_clip_f1']:.3f}, cloud {c['val_clip_f1']:.3f}. Whole training: edge "
+        f"{e['train_seconds']:.0f}s, cloud {c['train_seconds']:.0f}s; seed {cfg['seed']}.",
         f"- DMD pool: {cfg['pool_clips']} further `train`-preset clips, `clip_seed(2000000, i)`, "
         f"disjoint from training, rendered WITHOUT labels: {dmd['pool_windows']} windows, edge "
         f"and cloud disagree on {dmd['disagreement_rate']:.1%} (target = disagreement, "

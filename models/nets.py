@@ -1,17 +1,12 @@
-"""PyTorch networks for the edge and switcher models, and the export wrapper (training only).
+"""The switcher network and the export helpers (PyTorch, training only).
 
 Imported only by training/export code; the runtime never imports torch.
-- `EdgeNet`: input `[N,1,T,H,W]` grey in 0..1 (default 8 x 64 x 64). Frame
-  differences are computed in-graph and stacked with the frames as 2T-1 channels
-  of a 2D CNN (four stride-2 3x3 conv+BN+ReLU), global-average-pooled into an
-  embedding. Outputs `(logits [N,2], embedding [N,D])`. ~5 M multiply-adds.
-- The cloud's net is `models.silhouette.SilhouetteNet` (per-frame perception +
-  temporal classifier, trained in two stages).
+- The edge and cloud nets are `models.silhouette.SilhouetteNet` (per-frame perception +
+  temporal classifier, trained in two stages); their `fall_bias` buffer moves the
+  decision threshold chosen on the labeled validation split into the model, so argmax
+  everywhere means the calibrated decision.
 - `SwitcherNet`: MLP on switcher features, standardisation baked in as buffers,
   output `p_wrong [N,1]` (sigmoid); `.logits()` for training.
-- `fall_bias` buffers: a constant added to the fall logit, set after training to
-  move the decision threshold chosen on the labeled validation split into the
-  model (so argmax everywhere means the calibrated decision).
 - `ExportWrapper` turns logits into the ONNX contract's `probs` (+ `embedding`).
 - `count_macs` counts conv/linear multiply-adds with forward hooks.
 """
@@ -19,53 +14,9 @@ Imported only by training/export code; the runtime never imports torch.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["EdgeNet", "ExportWrapper", "SwitcherNet", "count_macs"]
-
-
-def _conv_bn(cin: int, cout: int, k: tuple[int, int], s: tuple[int, int]) -> nn.Sequential:
-    pad = (k[0] // 2, k[1] // 2)
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, k, stride=s, padding=pad, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
-class EdgeNet(nn.Module):
-    """Small 2D CNN over stacked frames and in-graph frame differences."""
-
-    def __init__(self, frames: int = 8, width: int = 16, embedding_dim: int = 32) -> None:
-        super().__init__()
-        cin = 2 * frames - 1
-        w = width
-        self.features = nn.Sequential(
-            _conv_bn(cin, w, (3, 3), (2, 2)),
-            _conv_bn(w, 2 * w, (3, 3), (2, 2)),
-            _conv_bn(2 * w, 3 * w, (3, 3), (2, 2)),
-            _conv_bn(3 * w, 4 * w, (3, 3), (2, 2)),
-        )
-        self.embed = nn.Linear(4 * w, embedding_dim)
-        self.dropout = nn.Dropout(0.2)
-        self.head = nn.Linear(embedding_dim, 2)
-        self.register_buffer("fall_bias", torch.zeros(()))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        g = x[:, 0]  # [N,T,H,W]
-        # Differences are small next to intensities; x4 brings them to a similar range.
-        diff = (g[:, 1:] - g[:, :-1]) * 4.0
-        h = self.features(torch.cat([g, diff], dim=1))
-        h = h.mean(dim=(2, 3))
-        emb = F.relu(self.embed(h))
-        logits = self.head(self.dropout(emb))
-        return logits + _fall_shift(self.get_buffer("fall_bias")), emb
-
-
-def _fall_shift(bias: torch.Tensor) -> torch.Tensor:
-    """[0, bias]: added to the logits, moves the fall decision threshold."""
-    return torch.stack([torch.zeros_like(bias), bias])
+__all__ = ["ExportWrapper", "SwitcherNet", "count_macs"]
 
 
 class SwitcherNet(nn.Module):

@@ -348,9 +348,12 @@ def _seg_loss(maps: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _split_clips(clips: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    from models.train import _split_clips as split
-
-    return split(clips, fraction, seed)
+    """Boolean mask of windows whose clip is in the validation split (seeded, whole clips)."""
+    uniq = np.unique(clips)
+    rng = np.random.default_rng(seed + 7919)
+    n_val = max(1, round(len(uniq) * fraction)) if fraction > 0 else 0
+    val_clips = rng.choice(uniq, size=n_val, replace=False) if n_val else np.array([])
+    return np.isin(clips, val_clips)
 
 
 def as_model_frames(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from models.build_zoo import HELDOUT_SEED, TRAIN_BASE
-from models.dataset import ClipFrames, clip_seeds, synth_windowsets
+from models.dataset import ClipFrames, clip_seeds, synth_clipframes
 from models.metrics import best_clip_threshold, clip_f1_at, roc_auc
 from models.silhouette import (
     TARGET_STRIDE,
@@ -57,10 +57,7 @@ def main() -> None:
     spec = silhouette_spec()
 
     def render(base: int, n: int, preset: str) -> ClipFrames:
-        data = synth_windowsets(clip_seeds(base, n), preset, {}, frames_spec=spec,
-                                target_stride=TARGET_STRIDE)  # fmt: skip
-        frames: ClipFrames = data["frames"]
-        return frames
+        return synth_clipframes(clip_seeds(base, n), preset, spec, target_stride=TARGET_STRIDE)
 
     train, held = render(TRAIN_BASE, args.train_clips, "train"), render(
         HELDOUT_SEED, args.heldout_clips, "heldout"

@@ -17,43 +17,43 @@ def test_train_export_distil_evaluate_chain(tmp_path: Path) -> None:
     import torch  # the `train` extra (installed in dev and CI)
 
     from models.cli import add_model_commands
-    from models.dataset import clip_seeds, synth_pool_windows, synth_windowsets
+    from models.dataset import clip_seeds, synth_clipframes, synth_pool_windows
     from models.dmd import distill
     from models.export import check_agreement, export_video_model
     from models.metadata import ModelMeta
     from models.nets import ExportWrapper
     from models.runtime import CloudModel, EdgeModel, Switcher
-    from models.silhouette import SilhouetteConfig, silhouette_spec, train_silhouette_cloud
+    from models.silhouette import (
+        SilhouetteConfig,
+        edge_silhouette_spec,
+        silhouette_spec,
+        train_silhouette_cloud,
+    )
     from models.synth import write_dataset
-    from models.train import TrainConfig, WindowSet, default_spec, train_video_model
 
     torch.set_num_threads(1)
-    specs = {"edge": default_spec("edge"), "cloud": silhouette_spec()}
-    data = synth_windowsets(clip_seeds(11, 8), "train", {"edge": specs["edge"]}, workers=1,
-                            progress=False, frames_spec=specs["cloud"])  # fmt: skip
-    assert data["edge"].y.sum() > 0 and (data["edge"].y == 0).sum() > 0
-    frames = data["frames"]
-    assert len(frames.y) == len(data["edge"].y) and frames.target[:, 0].max() == 255
-    d = data["edge"]
-    cfg = TrainConfig(epochs=1, width=4, batch_size=8, samples_per_epoch=16, progress=False,
-                      augment="light", decision="window_errors")  # fmt: skip
-    edge_res = train_video_model("edge", WindowSet(d.x, d.y, d.clip, d.clip_label),
-                                 specs["edge"], cfg)  # fmt: skip
-    cloud_res = train_silhouette_cloud(frames, specs["cloud"], SilhouetteConfig(
-        seg_steps=3, seg_batch=4, head_epochs=2, width=4, threads=1, progress=False))  # fmt: skip
+    specs = {"edge": edge_silhouette_spec(), "cloud": silhouette_spec()}
+    frames = synth_clipframes(clip_seeds(11, 8), "train", specs["cloud"], workers=1,
+                              progress=False)  # fmt: skip
+    assert 0 < frames.y.sum() < len(frames.y) and frames.target[:, 0].max() == 255
     paths = {}
-    for role, net in (("edge", edge_res.net), ("cloud", cloud_res.net)):
-        assert 0.0 < (edge_res if role == "edge" else cloud_res).threshold < 1.0
+    for role in ("edge", "cloud"):
+        cfg = SilhouetteConfig(seg_steps=3, seg_batch=4, head_epochs=2, width=4, hidden=8,
+                               threads=1, progress=False, role=role,
+                               decision="window_errors" if role == "edge" else "clip_f1",
+                               tta_flip=role == "cloud")  # fmt: skip
+        res = train_silhouette_cloud(frames, specs[role], cfg)
+        assert 0.0 < res.threshold < 1.0
         paths[role] = tmp_path / f"{role}.onnx"
         meta = ModelMeta(role=role, name=f"smoke-{role}", version="0", input=specs[role], seed=0)
-        export_video_model(net, meta, paths[role], with_embedding=role == "edge")
+        export_video_model(res.net, meta, paths[role], with_embedding=role == "edge")
         s = specs[role]
-        worst = check_agreement(ExportWrapper(net, role == "edge"), paths[role].read_bytes(),
+        worst = check_agreement(ExportWrapper(res.net, role == "edge"), paths[role].read_bytes(),
                                 (1, s.channels, s.frames, s.height, s.width), "frames", seed=5)  # fmt: skip
         assert worst <= 1e-4
     # The exported edge reproduces the trained net's decisions on real windows.
     edge = EdgeModel.load(paths["edge"])
-    assert edge.predict([np.zeros((16, 120, 160, 3), np.uint8)]).embedding.shape == (1, 32)
+    assert edge.predict([np.zeros((16, 120, 160, 3), np.uint8)]).embedding.shape == (1, 16)
 
     pool = synth_pool_windows(clip_seeds(22, 4), "train", workers=1, progress=False)
     rep = distill(paths["edge"], paths["cloud"], pool, tmp_path / "switcher.onnx",
