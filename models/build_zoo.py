@@ -52,7 +52,7 @@ VERSION = "0.1.0"
 @dataclass(frozen=True)
 class BuildConfig:
     train_clips: int = 1000
-    pool_clips: int = 400
+    pool_clips: int = 1000
     fresh_pool_clips: int = 100
     heldout_clips: int = 320
     # Both video models are two-stage (models.silhouette): stage A, the per-frame
