@@ -74,8 +74,9 @@ class ClipFrames:
 FRAME_FIELDS = ("x", "target", "frame_clip", "first", "y", "clip", "clip_label")
 KEYPOINT_SIGMA = 1.0  # joint Gaussians' width in target cells
 # The joints whose image positions the cloud's perception stage learns to find: enough for
-# the body's posture and axis (a classifier on their TRUE 2D positions reaches held-out clip
-# F1 0.94-0.96; on true silhouettes alone 0.78-0.84: docs/MODEL_EXPERIMENTS.md).
+# the body's posture and axis (the temporal stage on their TRUE 2D positions and the true
+# silhouette reaches held-out clip F1 0.934; on true silhouettes alone, 0.84 at best:
+# docs/MODEL_EXPERIMENTS.md).
 KEYPOINTS = ("head", "neck", "pelvis", "knee_l", "knee_r", "ankle_l", "ankle_r", "wrist_l",
              "wrist_r")  # fmt: skip
 
