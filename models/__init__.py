@@ -1,7 +1,7 @@
 """fallwatch ML package: runtime wrappers, preprocessing, training, DMD, evaluation.
 
 Importing `models` does no work and needs only numpy/onnxruntime at run time;
-torch is imported only by training code (`models.nets`, `models.train`,
+torch is imported only by training code (`models.nets`, `models.silhouette`,
 `models.export`, switcher training in `models.dmd`). `models` never imports
 Kafka, Faust or Redis.
 """

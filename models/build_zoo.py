@@ -66,6 +66,9 @@ class BuildConfig:
     cloud_head_epochs: int = 60
     cloud_width: int = 16
     cloud_tta_flip: bool = True  # the cloud averages each window with its mirror image
+    # Share of the cloud segmenter's training frames whose background is replaced
+    # (models.silhouette._swap_background); 0 turns it off.
+    cloud_bg_swap: float = 0.0
     offload_rate: float = 0.2
     workers: int = 2
     train_threads: int = 2
@@ -332,6 +335,7 @@ def _train_role(
         hidden=cfg.edge_hidden if edge else 64, seg_batch=64 if edge else 32,
         decision="window_errors" if edge else "clip_f1", role=role,
         tta_flip=False if edge else cfg.cloud_tta_flip,
+        bg_swap=0.0 if edge else cfg.cloud_bg_swap,
         seed=cfg.seed, threads=cfg.train_threads, progress=progress,
     )  # fmt: skip
     res = train_silhouette_cloud(frames, spec, scfg)
@@ -427,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="time budget of the cloud's segmenter stage (default 17)")  # fmt: skip
     parser.add_argument("--cloud-epochs", type=int, default=None,
                         help="epochs of the cloud's temporal head (default 60)")  # fmt: skip
+    parser.add_argument("--cloud-bg-swap", type=float, default=None,
+                        help="share of the cloud segmenter's training frames with a swapped "
+                             f"background (default {FULL.cloud_bg_swap})")  # fmt: skip
     parser.add_argument("--seed", type=int, default=None,
                         help="training and distillation seed (default 0); held-out F1 moves by "
                              "several points between seeds (docs/MODEL_EXPERIMENTS.md)")  # fmt: skip
@@ -472,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, cloud_seg_minutes=args.cloud_minutes)
     if args.cloud_epochs:
         cfg = replace(cfg, cloud_head_epochs=args.cloud_epochs)
+    if args.cloud_bg_swap is not None:
+        cfg = replace(cfg, cloud_bg_swap=args.cloud_bg_swap)
     if args.seed is not None:
         cfg = replace(cfg, seed=args.seed)
     if args.pool_clips:

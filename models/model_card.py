@@ -134,10 +134,17 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         f"frames at 8 fps (2 s), stride 1 s, labelled by `models.windows.window_label`; the "
         f"edge reads every other frame at a quarter of the pixels, area-averaged from the "
         f"same frames.",
-        f"- Stage A (per-frame perception, trained on the truth, no fall labels): silhouette "
-        f"BCE + Dice and a cross-entropy per joint heatmap; per-step mirror, zoom 0.7-1.4x, "
-        f"shift, roll, colour-channel shuffle, gamma, exposure, contrast, tint, grey, blur, "
-        f"low-resolution round trip, noise. Edge {e.get('seg_steps', '?')} steps of 64 frames "
+        "- Stage A (per-frame perception, trained on the truth, no fall labels): silhouette "
+        "BCE + Dice and a cross-entropy per joint heatmap; per-step mirror, zoom 0.7-1.4x, "
+        "shift, roll, colour-channel shuffle, gamma, exposure, contrast, tint, grey, blur, "
+        "low-resolution round trip, noise"
+        + (
+            f"; the cloud's background swapped on {cfg['cloud_bg_swap']:.0%} of its frames "
+            f"(the person kept, the room replaced by a texture or another frame's room)"
+            if cfg.get("cloud_bg_swap")
+            else ""
+        )
+        + f". Edge {e.get('seg_steps', '?')} steps of 64 frames "
         f"({e.get('seg_seconds', float('nan')):.0f}s), cloud {c.get('seg_steps', '?')} steps of "
         f"32 frames ({c.get('seg_seconds', float('nan')):.0f}s), both time-budgeted.",
         f"- Stage B (temporal head, fall labels): per-frame features cached for every frame as "

@@ -6,23 +6,25 @@ trained for minutes on a CPU stayed near 0.75: they never learned to see the per
 (docs/MODEL_EXPERIMENTS.md). Dense supervision teaches seeing far faster than one label
 per window, and the renderer knows every pixel of the person. So:
 
-1. `SilhouetteNet.segment`: a small encoder-decoder on each RGB frame predicts, at 1/4
-   resolution, the main person's silhouette and a heatmap of their head (trained on the
-   generator's masks and head positions: `models.dataset.ClipFrames`).
+1. `SilhouetteNet.segment`: a small encoder-decoder on each frame predicts, at 1/4
+   resolution, the main person's silhouette and a heatmap for each of their joints in
+   `models.dataset.KEYPOINTS` (trained on the generator's masks and joint positions:
+   `models.dataset.ClipFrames`).
 2. `frame_features`: differentiable geometry of those maps per frame: coverage, centroid,
-   spread and tilt of the silhouette, head position (soft-argmax) relative to it, row and
-   column profiles, plus a few pooled appearance channels under the silhouette.
-3. `window_features` + `temporal`: per-window normalised tracks (height and width relative
-   to the window's largest, centroid and head drop in body heights) → dilated 1D convs over
-   the 16 frames → pooled embedding → fall logits.
+   spread and tilt of the silhouette, and each joint's position (soft-argmax) and peak.
+   Geometry only: appearance channels and silhouette profiles were tried and dropped.
+3. `window_features` + `temporal`: per-window normalised tracks (joints relative to the
+   window's pelvis in body lengths, the body axis, silhouette height and width relative to
+   the window's largest, centroid drop) → dilated 1D convs over the window's frames →
+   pooled embedding → fall logits.
 
 Training (`train_silhouette_cloud`): stage A fits the segmenter on single frames with
 per-step camera and photometric augmentation; stage B runs it once over every frame of the
-training clips (and over a jittered, mirrored copy of each clip), caches the per-frame
-features, and fits the temporal head on windows cut from them (seconds per epoch), with
-the best epoch by validation window AUC and the clip-F1 threshold folded into the logits,
-as `models.train` does for the other nets. The exported graph is the whole chain, input
-`[N,3,16,H,W]` in 0..1, outputs `probs` and `embedding`, like any cloud model.
+training clips (and over a re-filmed copy of each clip: one random camera move, mirror
+and re-lighting per clip), caches the per-frame features, and fits the temporal head on
+windows cut from them (seconds per epoch), keeping the best epoch by validation window
+AUC and folding the decision threshold into the logits. The exported graph is the whole
+chain, input `[N,3,16,H,W]` in 0..1, outputs `probs` and `embedding`, like any cloud model.
 Failure modes: `TrainingError` when a class is missing from the training split.
 """
 
@@ -253,6 +255,7 @@ class SilhouetteConfig:
     decision: Literal["clip_f1", "window_errors"] = "clip_f1"
     role: str = "cloud"  # for messages
     tta_flip: bool = False  # average each window with its mirror image (2x inference)
+    bg_swap: float = 0.0  # stage A: share of frames whose background is replaced
     val_fraction: float = 0.15
     pos_share: float = 0.35
     threads: int = 2
@@ -300,6 +303,63 @@ def _photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     x = torch.where(coarse, low, x)
     x = x + u(0.0, 0.07).view(b, 1, 1, 1) * torch.randn(x.shape, generator=gen)
     return x.clamp(0.0, 1.0)
+
+
+def _texture(b: int, h: int, w: int, gen: torch.Generator) -> torch.Tensor:
+    """Random procedural backgrounds `[B,3,H,W]`: checkerboards, stripes at any angle and
+    smooth gradients in random colours, each with noise: surfaces no training room has."""
+
+    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(shape or (b,), generator=gen)
+
+    ys = torch.linspace(0.0, 1.0, h).view(1, h, 1)
+    xs = torch.linspace(0.0, 1.0, w).view(1, 1, w)
+    ang = u(0.0, math.pi).view(b, 1, 1)
+    along = xs * torch.cos(ang) + ys * torch.sin(ang)
+    across = -xs * torch.sin(ang) + ys * torch.cos(ang)
+    freq = torch.exp(u(math.log(2.0), math.log(24.0))).view(b, 1, 1)
+    checker = (torch.floor(along * freq) + torch.floor(across * freq)) % 2
+    stripes = torch.floor(along * freq) % 2
+    kind = torch.randint(0, 3, (b, 1, 1), generator=gen)
+    pattern = torch.where(kind == 0, checker, torch.where(kind == 1, stripes, along.clamp(0, 1)))
+    c0, c1 = u(0.0, 1.0, b, 3, 1, 1), u(0.0, 1.0, b, 3, 1, 1)
+    img = c0 + (c1 - c0) * pattern.unsqueeze(1)
+    return (img + 0.05 * torch.randn(img.shape, generator=gen)).clamp(0.0, 1.0)
+
+
+def _swap_background(
+    x: torch.Tensor, tgt: torch.Tensor, gen: torch.Generator, prob: float
+) -> torch.Tensor:
+    """With probability `prob` per frame, keep the main person (the target silhouette,
+    upsampled and softened) and replace everything else: by a procedural texture or by
+    another frame of the batch (another room, its own person smudged out). Teaches the
+    segmenter the person, not the rooms it was rendered in. Only the swapped frames are
+    computed on (a step's cost matters: stage A is time-budgeted)."""
+    b, _, h, w = x.shape
+    idx = torch.nonzero(torch.rand(b, generator=gen) < prob).flatten()
+    if len(idx) == 0:
+        return x
+    n = len(idx)
+
+    def person(frames: torch.Tensor) -> torch.Tensor:
+        m = F.interpolate(tgt[frames, :1], size=(h, w), mode="bilinear", align_corners=False)
+        return ((m - 0.15) / 0.5).clamp(0.0, 1.0)
+
+    m = person(idx)
+    # Another frame's room with its own person smudged out: no unlabelled person appears.
+    donor = (idx + 1) % b
+    other, other_m = x[donor], person(donor)
+    smudge = F.interpolate(F.avg_pool2d(other, 12), size=(h, w), mode="bilinear",
+                           align_corners=False)  # fmt: skip
+    bg = other * (1.0 - other_m) + smudge * other_m
+    use_tex = torch.nonzero(torch.rand(n, generator=gen) < 0.5).flatten()
+    if len(use_tex):
+        # Drawn at half size and upsampled: the pattern's scale is what matters, not its pixels.
+        tex = _texture(len(use_tex), h // 2, w // 2, gen)
+        bg[use_tex] = F.interpolate(tex, size=(h, w), mode="nearest")
+    out = x.clone()
+    out[idx] = m * x[idx] + (1.0 - m) * bg
+    return out
 
 
 def _affine(b: int, gen: torch.Generator, strength: float = 1.0) -> torch.Tensor:
@@ -395,6 +455,8 @@ def _train_segmenter(
         idx = np.sort(rng.choice(train_frames, cfg.seg_batch, replace=False))
         x = torch.from_numpy(data.x[idx]).float() / 255.0
         tgt = torch.from_numpy(data.target[idx]).float() / 255.0
+        if cfg.bg_swap > 0:
+            x = _swap_background(x, tgt, gen, cfg.bg_swap)
         theta = _affine(len(idx), gen)
         x = as_model_frames(_photometric(_warp(x, theta), gen), spec)
         tgt = _warp_targets(tgt, theta)

@@ -162,3 +162,23 @@ def test_test_time_mirroring_makes_the_answer_mirror_invariant(tmp_path: Path) -
     assert plain.shape == a.shape
     meta = ModelMeta(role="cloud", name="t-cloud", version="0", input=silhouette_spec(), seed=0)
     export_video_model(net, meta, tmp_path / "c.onnx", with_embedding=False)  # checks 1e-4
+
+
+def test_background_swap_keeps_the_person_and_replaces_the_room() -> None:
+    from models.silhouette import N_KEY, _swap_background
+
+    gen = torch.Generator().manual_seed(0)
+    b, h, w = 6, 96, 128
+    x = torch.rand(b, 3, h, w, generator=gen)
+    tgt = torch.zeros(b, 1 + N_KEY, h // 4, w // 4)
+    tgt[:, 0, 6:18, 12:20] = 1.0  # the person: rows 24..72, columns 48..80 at full size
+    person = (slice(None), slice(None), slice(30, 66), slice(54, 74))
+    room = (slice(None), slice(None), slice(0, 12), slice(0, 24))
+
+    assert torch.equal(_swap_background(x, tgt, gen, 0.0), x)
+    out = _swap_background(x, tgt, gen, 1.0)
+    assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert torch.allclose(out[person], x[person], atol=1e-6)
+    # Every frame's room changed: a texture or another frame's (person-free) room.
+    changed = (out[room] - x[room]).abs().flatten(1).mean(1)
+    assert bool((changed > 0.05).all()), changed
