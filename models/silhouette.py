@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -279,15 +280,21 @@ class SilhouetteResult:
 _PERMUTATIONS = torch.tensor([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
 
 
+def _uniform(b: int, gen: torch.Generator) -> Callable[..., torch.Tensor]:
+    """`u(lo, hi, *shape)`: uniform draws from `gen`, shape `(b,)` unless given."""
+
+    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(shape or (b,), generator=gen)
+
+    return u
+
+
 def _photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Per-sample colour-channel shuffle, per-channel gamma, exposure, contrast, tint, grey,
     blur, a low-resolution round trip and noise on `[B,3,H,W]` in 0..1: clothes, walls and
     cameras of colours and qualities the renderer's training preset never drew."""
     b = x.shape[0]
-
-    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(shape or (b,), generator=gen)
-
+    u = _uniform(b, gen)
     perm = _PERMUTATIONS[torch.randint(0, 6, (b,), generator=gen)]  # [B,3]
     x = torch.gather(x, 1, perm.view(b, 3, 1, 1).expand_as(x))
     x = x.clamp_min(1e-4) ** torch.exp(u(-0.3, 0.3, b, 3)).view(b, 3, 1, 1)
@@ -308,18 +315,16 @@ def _photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def _texture(b: int, h: int, w: int, gen: torch.Generator) -> torch.Tensor:
     """Random procedural backgrounds `[B,3,H,W]`: checkerboards, stripes at any angle and
     smooth gradients in random colours, each with noise: surfaces no training room has."""
-
-    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(shape or (b,), generator=gen)
-
+    u = _uniform(b, gen)
     ys = torch.linspace(0.0, 1.0, h).view(1, h, 1)
     xs = torch.linspace(0.0, 1.0, w).view(1, 1, w)
     ang = u(0.0, math.pi).view(b, 1, 1)
     along = xs * torch.cos(ang) + ys * torch.sin(ang)
     across = -xs * torch.sin(ang) + ys * torch.cos(ang)
     freq = torch.exp(u(math.log(2.0), math.log(24.0))).view(b, 1, 1)
-    checker = (torch.floor(along * freq) + torch.floor(across * freq)) % 2
-    stripes = torch.floor(along * freq) % 2
+    bands = torch.floor(along * freq)
+    checker = (bands + torch.floor(across * freq)) % 2
+    stripes = bands % 2
     kind = torch.randint(0, 3, (b, 1, 1), generator=gen)
     pattern = torch.where(kind == 0, checker, torch.where(kind == 1, stripes, along.clamp(0, 1)))
     c0, c1 = u(0.0, 1.0, b, 3, 1, 1), u(0.0, 1.0, b, 3, 1, 1)
@@ -364,10 +369,7 @@ def _swap_background(
 
 def _affine(b: int, gen: torch.Generator, strength: float = 1.0) -> torch.Tensor:
     """Random mirror + zoom (0.7-1.4x) + shift + roll as `[B,2,3]` sampling matrices."""
-
-    def u(lo: float, hi: float) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(b, generator=gen)
-
+    u = _uniform(b, gen)
     scale = torch.exp(u(-0.35, 0.35) * strength)
     ang = u(-8.0, 8.0) * strength * math.pi / 180.0
     flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
