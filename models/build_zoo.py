@@ -349,7 +349,7 @@ def _train_role(
              "folded_into_logits": True})},
     )  # fmt: skip
     stamped = export_video_model(res.net, meta, out / f"{role}.onnx", with_embedding=edge)
-    save_segmenter(res.net, out / f"{role}_segmenter.npz", cloud_sha256=stamped.sha256)
+    save_segmenter(res.net, out / f"{role}_segmenter.npz", model_sha256=stamped.sha256)
     return {
         "macs": macs, "params": sum(p.numel() for p in res.net.parameters()),
         "epochs_run": res.head_epochs, "stopped_early": False,

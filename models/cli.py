@@ -88,7 +88,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     stamped = export_video_model(res.net, meta, args.out, with_embedding=edge)
     if segmenter is None:
         save_segmenter(res.net, args.out.with_name(args.out.stem + "_segmenter.npz"),
-                       cloud_sha256=stamped.sha256)  # fmt: skip
+                       model_sha256=stamped.sha256)  # fmt: skip
     print(f"train: wrote {args.out} ({macs / 1e6:.1f} M multiply-adds/window, "
           f"sha256 {stamped.sha256[:12]}...)")  # fmt: skip
     return 0

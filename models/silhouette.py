@@ -707,13 +707,16 @@ def train_silhouette_cloud(
 _SEGMENTER_PARTS = ("enc1", "enc2", "enc3", "enc4", "fuse3", "fuse", "maps")
 
 
-def save_segmenter(net: SilhouetteNet, path: Path, *, cloud_sha256: str = "") -> None:
-    """The per-frame stage's weights as a plain .npz (no pickle), for head-only retraining."""
+def save_segmenter(net: SilhouetteNet, path: Path, *, model_sha256: str = "") -> None:
+    """The per-frame stage's weights as a plain .npz (no pickle), for head-only retraining.
+
+    Stamped with the net's width (`__width__`) and the sha256 of the ONNX model (edge or
+    cloud) exported from the same net (`__model_sha256__`); `load_segmenter` skips both."""
     arrays = {k: v.detach().numpy() for k, v in net.state_dict().items()
               if k.split(".")[0] in _SEGMENTER_PARTS}  # fmt: skip
     width = net.width
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays, __width__=np.array(width), __cloud_sha256__=np.array(cloud_sha256))
+    np.savez(tmp, **arrays, __width__=np.array(width), __model_sha256__=np.array(model_sha256))
     tmp.replace(path)
 
 

@@ -98,7 +98,9 @@ def test_export_runs_in_onnxruntime_and_segmenter_weights_round_trip(tmp_path: P
     out = CloudModel.load(tmp_path / "cloud.onnx").predict([np.zeros((16, 120, 160, 3), np.uint8)])
     assert out.probs.shape == (1, 2) and np.isclose(out.probs.sum(), 1.0, atol=1e-5)
 
-    save_segmenter(net, tmp_path / "seg.npz", cloud_sha256="abc")
+    save_segmenter(net, tmp_path / "seg.npz", model_sha256="abc")
+    with np.load(tmp_path / "seg.npz") as z:
+        assert str(z["__model_sha256__"]) == "abc" and int(z["__width__"]) == net.width
     other = SilhouetteNet(width=4, hidden=8)
     load_segmenter(other, tmp_path / "seg.npz")
     assert torch.equal(other.enc1[0].weight, net.enc1[0].weight)
