@@ -69,9 +69,6 @@ class BuildConfig:
     # Share of the cloud segmenter's training frames whose background is replaced
     # (models.silhouette._swap_background); 0 turns it off.
     cloud_bg_swap: float = 0.0
-    # The cloud looks twice: its segmenter reads each frame again from a magnified crop
-    # around the person the first look found (models.silhouette.SilhouetteNet.perceive).
-    cloud_zoom: bool = False
     offload_rate: float = 0.2
     workers: int = 2
     train_threads: int = 2
@@ -322,7 +319,6 @@ def _train_role(
     from models.metadata import ModelMeta
     from models.nets import ExportWrapper, count_macs
     from models.silhouette import (
-        ZOOM_TRAIN_SHARE,
         SilhouetteConfig,
         edge_silhouette_spec,
         save_segmenter,
@@ -339,7 +335,7 @@ def _train_role(
         hidden=cfg.edge_hidden if edge else 64, seg_batch=64 if edge else 32,
         decision="window_errors" if edge else "clip_f1", role=role,
         tta_flip=False if edge else cfg.cloud_tta_flip,
-        bg_swap=0.0 if edge else cfg.cloud_bg_swap, zoom=False if edge else cfg.cloud_zoom,
+        bg_swap=0.0 if edge else cfg.cloud_bg_swap,
         seed=cfg.seed, threads=cfg.train_threads, progress=progress,
     )  # fmt: skip
     res = train_silhouette_cloud(frames, spec, scfg)
@@ -362,7 +358,6 @@ def _train_role(
         "val_clip_f1": res.val_clip_f1, "val_window_acc": res.val_window_acc,
         "val_auc": res.val_auc, "frames": len(frames.x), "windows": len(frames.y),
         "sha256": stamped.sha256, "width": scfg.width, "tta_flip": scfg.tta_flip,
-        "zoom": scfg.zoom, "zoom_train_share": ZOOM_TRAIN_SHARE if scfg.zoom else 0.0,
         "history": res.history,
     }  # fmt: skip
 
@@ -439,9 +434,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cloud-bg-swap", type=float, default=None,
                         help="share of the cloud segmenter's training frames with a swapped "
                              f"background (default {FULL.cloud_bg_swap})")  # fmt: skip
-    parser.add_argument("--cloud-zoom", action=argparse.BooleanOptionalAction, default=None,
-                        help="the cloud reads each frame twice, the second time from a crop "
-                             f"around the person (default {FULL.cloud_zoom})")  # fmt: skip
     parser.add_argument("--seed", type=int, default=None,
                         help="training and distillation seed (default 0); held-out F1 moves by "
                              "several points between seeds (docs/MODEL_EXPERIMENTS.md)")  # fmt: skip
@@ -489,8 +481,6 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, cloud_head_epochs=args.cloud_epochs)
     if args.cloud_bg_swap is not None:
         cfg = replace(cfg, cloud_bg_swap=args.cloud_bg_swap)
-    if args.cloud_zoom is not None:
-        cfg = replace(cfg, cloud_zoom=args.cloud_zoom)
     if args.seed is not None:
         cfg = replace(cfg, seed=args.seed)
     if args.pool_clips:

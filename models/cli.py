@@ -74,8 +74,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seg_minutes=args.max_minutes or (5.0 if edge else 17.0), head_epochs=args.epochs,
         width=args.width or (8 if edge else 16), hidden=16 if edge else 64,
         seg_batch=64 if edge else 32, decision="window_errors" if edge else "clip_f1",
-        role=role, tta_flip=not edge and not args.no_tta, zoom=not edge and args.zoom,
-        seed=args.seed, threads=args.threads,
+        role=role, tta_flip=not edge and not args.no_tta, seed=args.seed, threads=args.threads,
     )  # fmt: skip
     res = train_silhouette_cloud(frames, spec, cfg, segmenter=segmenter)
     example = torch.zeros(1, spec.channels, spec.frames, spec.height, spec.width)
@@ -141,9 +140,6 @@ def add_model_commands(subparsers: Any) -> None:
                    help="with --data: pretrained per-frame stage (.npz; default the zoo's "
                         "edge_segmenter.npz / cloud_segmenter.npz)")  # fmt: skip
     p.add_argument("--no-tta", action="store_true", help="cloud: no test-time mirroring")
-    p.add_argument("--zoom", action="store_true",
-                   help="cloud, with --synth: look twice, the second time at a crop around the "
-                        "person (with --data the segmenter file decides)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--workers", type=int, default=1, help="render processes (with --synth)")
     p.add_argument("--seed", type=int, default=0)

@@ -112,8 +112,7 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         f"| {e['params']:,} | {e['macs'] / 1e6:.1f} M | {t['edge_ms']:.3f} (preprocess + stats + inference) |",
         f"| cloud.onnx | cloud | 16 RGB frames 96x128 (area resize, 8 fps); the same two stages "
         f"(width {c['width']}, 64 temporal channels)"
-        f"{', every window averaged with its mirror image (test-time flip)' if c.get('tta_flip') else ''}"
-        f"{'; it looks twice: the first look finds the person, the second reads each frame from a crop around them (up to 2.5x magnified) and maps what it finds back to the whole frame' if c.get('zoom') else ''}; "
+        f"{', every window averaged with its mirror image (test-time flip)' if c.get('tta_flip') else ''}; "
         f"per-frame geometry: silhouette coverage, centroid, spread, tilt, head position "
         f"relative to the body; per window: every joint relative to the mean pelvis in units "
         f"of the longest head-to-ankle extent, the body axis, silhouette height and width over "
@@ -143,12 +142,6 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
             f"; the cloud's background swapped on {cfg['cloud_bg_swap']:.0%} of its frames "
             f"(the person kept, the room replaced by a texture or another frame's room)"
             if cfg.get("cloud_bg_swap")
-            else ""
-        )
-        + (
-            f"; {c.get('zoom_train_share', 0.0):.0%} of the cloud's frames seen as its second "
-            "look sees them, a crop around the person (size and place jittered)"
-            if c.get("zoom")
             else ""
         )
         + f". Edge {e.get('seg_steps', '?')} steps of 64 frames "

@@ -51,7 +51,6 @@ from models.preprocess import temporal_indices
 from models.windows import WINDOW_FRAMES
 
 __all__ = [
-    "ZOOM_TRAIN_SHARE",
     "FeatureBanks",
     "SilhouetteConfig",
     "SilhouetteNet",
@@ -78,14 +77,6 @@ WINDOW_EXTRA = 2 * N_KEY + 2 + 4  # per-window normalised tracks added by window
 TARGET_STRIDE = 4
 _HEAD, _PELVIS = KEYPOINTS.index("head"), KEYPOINTS.index("pelvis")
 _ANKLES = (KEYPOINTS.index("ankle_l"), KEYPOINTS.index("ankle_r"))
-# Zoom (`SilhouetteNet.zoom`): the crop around a frame's person is ZOOM_SPREADS silhouette
-# spreads each side of its centroid (a standing person's height is ~3.5 spreads), at least
-# ZOOM_MIN of the frame (2.5x magnification at most); no zoom when the first look finds
-# less than ZOOM_MIN_AREA of the frame covered (no person to zoom on).
-ZOOM_SPREADS = 3.0
-ZOOM_MIN = 0.4
-ZOOM_MIN_AREA = 0.002
-ZOOM_TRAIN_SHARE = 0.4  # stage A: share of frames seen as the second look's crop
 
 
 def silhouette_spec() -> InputSpec:
@@ -116,14 +107,12 @@ class SilhouetteNet(nn.Module):
     """Per-frame perception + geometry + temporal classifier; `forward` → (logits, embedding)."""
 
     def __init__(
-        self, width: int = 16, hidden: int = 64, in_channels: int = 3, tta_flip: bool = False,
-        zoom: bool = False,
-    ) -> None:  # fmt: skip
+        self, width: int = 16, hidden: int = 64, in_channels: int = 3, tta_flip: bool = False
+    ) -> None:
         super().__init__()
         self.width = w = width
         self.in_channels = in_channels
         self.tta_flip = tta_flip  # average with the mirrored clip at inference
-        self.zoom = zoom  # look twice: find the person, then read them from a magnified crop
         self.enc1 = _cbr(in_channels, w, s=2)  # 1/2
         self.enc2 = nn.Sequential(_cbr(w, 2 * w, s=2), _cbr(2 * w, 2 * w))  # 1/4
         self.enc3 = nn.Sequential(_cbr(2 * w, 3 * w, s=2), _cbr(3 * w, 3 * w, d=2))  # 1/8
@@ -191,33 +180,6 @@ class SilhouetteNet(nn.Module):
         )  # fmt: skip
         return torch.cat([geom, kx, ky, peak], dim=1)
 
-    def perceive(self, frames: torch.Tensor, with_mirror: bool = False) -> torch.Tensor:
-        """Frames `[B,C,H,W]` in 0..1 → per-frame features `[B,FRAME_FEATURES]`; with
-        `with_mirror` `[2B,F]`, the mirrored frames' rows second.
-
-        With `zoom` the segmenter looks twice, as top-down pose estimators do: the first
-        look's silhouette gives each frame a square-in-frame-units crop around the person
-        (`ZOOM_*`), the crop is resampled to the full input size and segmented again, and
-        the second look's coordinates are mapped back to the whole frame, so the features
-        mean the same with and without zoom: only small people are seen at more pixels.
-        The mirrored crop is the mirror of the crop (one first look serves both)."""
-        if not self.zoom:
-            x = torch.cat([frames, frames.flip(3)]) if with_mirror else frames
-            return self.frame_features(self.segment(x))
-        first = self.frame_features(self.segment(frames))
-        size = 2.0 * ZOOM_SPREADS * torch.maximum(first[:, 4], first[:, 5])
-        size = torch.where(first[:, 0] > ZOOM_MIN_AREA, size.clamp(ZOOM_MIN, 1.0),
-                           torch.ones_like(size))  # fmt: skip
-        x0 = torch.minimum(torch.maximum(first[:, 2] - 0.5 * size, torch.zeros_like(size)),
-                           1.0 - size)  # fmt: skip
-        y0 = torch.minimum(torch.maximum(first[:, 3] - 0.5 * size, torch.zeros_like(size)),
-                           1.0 - size)  # fmt: skip
-        crops = _crop(frames, x0, y0, size)
-        if with_mirror:
-            crops = torch.cat([crops, crops.flip(3)])
-            x0, y0, size = torch.cat([x0, 1.0 - x0 - size]), y0.repeat(2), size.repeat(2)
-        return _uncrop(self.frame_features(self.segment(crops)), x0, y0, size)
-
     # -- stage 3: the window -------------------------------------------------------------
     @staticmethod
     def window_features(per_frame: torch.Tensor) -> torch.Tensor:
@@ -272,39 +234,10 @@ class SilhouetteNet(nn.Module):
         n, c, t, hh, ww = x.shape
         frames = x.transpose(1, 2).reshape(n * t, c, hh, ww)
         if not self.tta_flip:
-            return self.classify(self.perceive(frames).reshape(n, t, -1))
-        both = self.perceive(frames, with_mirror=True)
+            return self.classify(self.frame_features(self.segment(frames)).reshape(n, t, -1))
+        both = self.frame_features(self.segment(torch.cat([frames, frames.flip(3)])))
         per_frame, mirrored = both.reshape(2, n, t, -1).unbind(0)
         return self.classify(per_frame, mirrored)
-
-
-def _crop(frames: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
-    """Each frame's crop `[x0, x0+size] x [y0, y0+size]` (frame units 0..1) resampled
-    bilinearly to the frame's own pixel size. The grid is built by hand (not `affine_grid`)
-    so the exported graph needs only GridSample."""
-    _, _, h, w = frames.shape
-    u = (2.0 * torch.arange(w, dtype=frames.dtype) + 1.0) / w  # pixel centres, 0..2
-    v = (2.0 * torch.arange(h, dtype=frames.dtype) + 1.0) / h
-    s = size.view(-1, 1, 1)
-    gx = (2.0 * x0 - 1.0).view(-1, 1, 1) + s * u.view(1, 1, w)  # [B,1,w] in -1..1
-    gy = (2.0 * y0 - 1.0).view(-1, 1, 1) + s * v.view(1, h, 1)  # [B,h,1]
-    grid = torch.stack([gx.expand(-1, h, w), gy.expand(-1, h, w)], dim=3)
-    return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border",
-                         align_corners=False)  # fmt: skip
-
-
-def _uncrop(feats: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
-    """`frame_features` of crops → the same features in whole-frame coordinates."""
-    s, x0, y0 = size.unsqueeze(1), x0.unsqueeze(1), y0.unsqueeze(1)
-    area = feats[:, 0:1] * s * s
-    geom = torch.cat(
-        [area, torch.log(area + 1e-3), x0 + s * feats[:, 2:3], y0 + s * feats[:, 3:4],
-         s * feats[:, 4:6], feats[:, 6:9], s * feats[:, 9:11], feats[:, 11:12]],
-        dim=1,
-    )  # fmt: skip
-    kx = x0 + s * feats[:, GEOM : GEOM + N_KEY]
-    ky = y0 + s * feats[:, GEOM + N_KEY : GEOM + 2 * N_KEY]
-    return torch.cat([geom, kx, ky, feats[:, GEOM + 2 * N_KEY :]], dim=1)
 
 
 @dataclass(frozen=True)
@@ -324,7 +257,6 @@ class SilhouetteConfig:
     role: str = "cloud"  # for messages
     tta_flip: bool = False  # average each window with its mirror image (2x inference)
     bg_swap: float = 0.0  # stage A: share of frames whose background is replaced
-    zoom: bool = False  # look twice, the second time at a crop around the person (2x segmenter)
     val_fraction: float = 0.15
     pos_share: float = 0.35
     threads: int = 2
@@ -448,35 +380,6 @@ def _affine(b: int, gen: torch.Generator, strength: float = 1.0) -> torch.Tensor
     )
 
 
-def _person_zoom(theta: torch.Tensor, target: torch.Tensor, gen: torch.Generator,
-                 share: float) -> torch.Tensor:  # fmt: skip
-    """Replace `share` of the sampling matrices `theta` by the crop `SilhouetteNet.perceive`
-    takes around the person of `target` (its silhouette channel), jittered in size (0.8-1.25x)
-    and place (±10 % of the crop) and mirrored half the time: the segmenter learns to read
-    the magnified, softer people it will see at its second look. Frames without a person
-    keep their matrix."""
-    b, _, h, w = target.shape
-    u = _uniform(b, gen)
-    m = target[:, 0]
-    mass = m.sum(dim=(1, 2))
-    xs = (torch.arange(w, dtype=m.dtype) + 0.5) / w
-    ys = (torch.arange(h, dtype=m.dtype) + 0.5) / h
-    safe = mass.clamp(min=1e-6)
-    cx = (m.sum(1) * xs).sum(1) / safe
-    cy = (m.sum(2) * ys).sum(1) / safe
-    sx = torch.sqrt((m.sum(1) * (xs.view(1, w) - cx.view(-1, 1)) ** 2).sum(1) / safe)
-    sy = torch.sqrt((m.sum(2) * (ys.view(1, h) - cy.view(-1, 1)) ** 2).sum(1) / safe)
-    size = (2.0 * ZOOM_SPREADS * torch.maximum(sx, sy) * torch.exp(u(-0.22, 0.22))).clamp(ZOOM_MIN, 1.0)
-    mx = (cx + u(-0.1, 0.1) * size).clamp(0.5 * size, 1.0 - 0.5 * size)
-    my = (cy + u(-0.1, 0.1) * size).clamp(0.5 * size, 1.0 - 0.5 * size)
-    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
-    zero = torch.zeros_like(size)
-    zoom = torch.stack([torch.stack([size * flip, zero, 2.0 * mx - 1.0], 1),
-                        torch.stack([zero, size, 2.0 * my - 1.0], 1)], 1)  # fmt: skip
-    pick = (torch.rand(b, generator=gen) < share) & (mass / (h * w) > ZOOM_MIN_AREA)
-    return torch.where(pick.view(-1, 1, 1), zoom, theta)
-
-
 def _warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
@@ -557,8 +460,6 @@ def _train_segmenter(
         if cfg.bg_swap > 0:
             x = _swap_background(x, tgt, gen, cfg.bg_swap)
         theta = _affine(len(idx), gen)
-        if cfg.zoom:
-            theta = _person_zoom(theta, tgt, gen, ZOOM_TRAIN_SHARE)
         x = as_model_frames(_photometric(_warp(x, theta), gen), spec)
         tgt = _warp_targets(tgt, theta)
         if tuple(tgt.shape[-2:]) != out_hw:
@@ -606,12 +507,10 @@ def frame_feature_bank(
                 xb = _warp(xb, theta[i : i + batch])
             if photometric is not None:
                 xb = _photometric(xb, photometric)
-            xm = as_model_frames(xb, spec)
-            if mirror and net.zoom:  # crop from the plain frames' first look, as `forward` does
-                feats = net.perceive(xm, with_mirror=True)[len(xm) :]
-            else:
-                feats = net.perceive(xm.flip(3) if mirror else xm)
-            out[i : i + len(xb)] = feats.numpy()
+            if mirror:
+                xb = xb.flip(3)
+            maps = net.segment(as_model_frames(xb, spec))
+            out[i : i + len(xb)] = net.frame_features(maps).numpy()
     return out
 
 
@@ -788,7 +687,7 @@ def train_silhouette_cloud(
     rng = np.random.default_rng(cfg.seed)
     t0 = time.monotonic()
     net = SilhouetteNet(width=cfg.width, hidden=cfg.hidden, in_channels=spec.channels,
-                        tta_flip=cfg.tta_flip, zoom=cfg.zoom)  # fmt: skip
+                        tta_flip=cfg.tta_flip)  # fmt: skip
     if segmenter is not None:
         load_segmenter(net, segmenter)
         seg_steps, seg_secs = 0, 0.0
@@ -811,27 +710,21 @@ _SEGMENTER_PARTS = ("enc1", "enc2", "enc3", "enc4", "fuse3", "fuse", "maps")
 def save_segmenter(net: SilhouetteNet, path: Path, *, model_sha256: str = "") -> None:
     """The per-frame stage's weights as a plain .npz (no pickle), for head-only retraining.
 
-    Stamped with the net's width (`__width__`), whether it looks twice (`__zoom__`, which
-    `load_segmenter` restores: a head retrained on it must read frames the same way) and
-    the sha256 of the ONNX model (edge or cloud) exported from the same net
-    (`__model_sha256__`)."""
+    Stamped with the net's width (`__width__`) and the sha256 of the ONNX model (edge or
+    cloud) exported from the same net (`__model_sha256__`); `load_segmenter` skips both."""
     arrays = {k: v.detach().numpy() for k, v in net.state_dict().items()
               if k.split(".")[0] in _SEGMENTER_PARTS}  # fmt: skip
     width = net.width
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays, __width__=np.array(width), __zoom__=np.array(net.zoom),
-             __model_sha256__=np.array(model_sha256))  # fmt: skip
+    np.savez(tmp, **arrays, __width__=np.array(width), __model_sha256__=np.array(model_sha256))
     tmp.replace(path)
 
 
 def load_segmenter(net: SilhouetteNet, path: Path) -> None:
-    """Load `save_segmenter` weights into `net` (and its `zoom`, when the file records it);
-    TrainingError when they do not fit."""
+    """Load `save_segmenter` weights into `net`; TrainingError when they do not fit."""
     try:
         with np.load(path, allow_pickle=False) as z:
             state = {k: torch.from_numpy(z[k]) for k in z.files if not k.startswith("__")}
-            if "__zoom__" in z.files:
-                net.zoom = bool(z["__zoom__"])
     except (OSError, ValueError) as exc:
         raise TrainingError(f"cannot read segmenter weights {path}: {exc}") from exc
     try:

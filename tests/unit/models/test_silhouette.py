@@ -101,7 +101,6 @@ def test_export_runs_in_onnxruntime_and_segmenter_weights_round_trip(tmp_path: P
     save_segmenter(net, tmp_path / "seg.npz", model_sha256="abc")
     with np.load(tmp_path / "seg.npz") as z:
         assert str(z["__model_sha256__"]) == "abc" and int(z["__width__"]) == net.width
-        assert not bool(z["__zoom__"])
     other = SilhouetteNet(width=4, hidden=8)
     load_segmenter(other, tmp_path / "seg.npz")
     assert torch.equal(other.enc1[0].weight, net.enc1[0].weight)
@@ -110,12 +109,6 @@ def test_export_runs_in_onnxruntime_and_segmenter_weights_round_trip(tmp_path: P
 
     with pytest.raises(TrainingError):
         load_segmenter(SilhouetteNet(width=8, hidden=8), tmp_path / "seg.npz")
-    # A segmenter trained to look twice makes the net that loads it look twice.
-    net.zoom = True
-    save_segmenter(net, tmp_path / "zoom.npz")
-    reader = SilhouetteNet(width=4, hidden=8)
-    load_segmenter(reader, tmp_path / "zoom.npz")
-    assert reader.zoom
 
 
 def test_a_real_clip_folder_retrains_only_the_temporal_stage(tmp_path: Path) -> None:
@@ -191,108 +184,3 @@ def test_background_swap_keeps_the_person_and_replaces_the_room() -> None:
     # Every frame's room changed: a texture or another frame's (person-free) room.
     changed = (out[room] - x[room]).abs().flatten(1).mean(1)
     assert bool((changed > 0.05).all()), changed
-
-
-def _blob_maps(h: int, w: int, cx: float, cy: float, sx: float, sy: float) -> torch.Tensor:
-    """Map logits `[1,1+K,h,w]`: a Gaussian silhouette and every joint at offsets around it."""
-    from models.silhouette import N_KEY
-
-    xs = (torch.arange(w) + 0.5) / w
-    ys = (torch.arange(h) + 0.5) / h
-    g = torch.exp(-0.5 * (((xs.view(1, w) - cx) / sx) ** 2 + ((ys.view(h, 1) - cy) / sy) ** 2))
-    maps = torch.full((1, 1 + N_KEY, h, w), -30.0)
-    maps[0, 0] = 60.0 * g - 30.0  # no haze: the background is 0 in the silhouette
-    for k in range(N_KEY):
-        jx, jy = cx + sx * (0.2 * (k % 3) - 0.2), cy + sy * (0.4 * (k // 3) - 0.4)
-        d2 = ((xs.view(1, w) - jx) / 0.02) ** 2 + ((ys.view(h, 1) - jy) / 0.02) ** 2
-        maps[0, 1 + k] = -0.5 * d2
-    return maps
-
-
-def test_zoom_crop_and_uncrop_give_back_whole_frame_coordinates() -> None:
-    from models.silhouette import GEOM, N_KEY, SilhouetteNet, _crop, _uncrop
-
-    # The whole frame as a crop is the identity.
-    x = torch.rand(2, 3, 24, 32)
-    one, zero = torch.ones(2), torch.zeros(2)
-    assert torch.allclose(_crop(x, zero, zero, one), x, atol=1e-5)
-    # A small person: features read off a 2.5x magnified crop, mapped back, match the
-    # features of the whole frame (to within the whole frame's coarser cells).
-    whole = _blob_maps(96, 128, cx=0.62, cy=0.55, sx=0.02, sy=0.06)
-    x0, y0, size = torch.tensor([0.42]), torch.tensor([0.35]), torch.tensor([0.4])
-    zoomed = _crop(whole, x0, y0, size)
-    ref = SilhouetteNet.frame_features(whole)
-    back = _uncrop(SilhouetteNet.frame_features(zoomed), x0, y0, size)
-    for col in [0, 2, 3, 4, 5, *range(GEOM, GEOM + 2 * N_KEY)]:  # area, centroid, spread, joints
-        assert abs(float(back[0, col] - ref[0, col])) < 0.01 * max(1.0, abs(float(ref[0, col]))), col
-    raw = SilhouetteNet.frame_features(zoomed)
-    assert abs(float(raw[0, 2] - ref[0, 2])) > 0.1  # without the mapping they would not match
-
-
-def test_zoom_reads_a_small_person_from_a_crop_at_the_same_place(monkeypatch: pytest.MonkeyPatch) -> None:
-    from models.silhouette import GEOM, N_KEY, SilhouetteNet
-
-    # A stand-in segmenter that "sees" bright pixels: maps from the frame at 1/4 size.
-    seen: list[torch.Tensor] = []
-
-    def segment(frames: torch.Tensor) -> torch.Tensor:
-        seen.append(frames)
-        bright = torch.nn.functional.avg_pool2d(frames[:, :1], 4)
-        maps = (60.0 * bright - 30.0).repeat(1, 1 + N_KEY, 1, 1)
-        return maps
-
-    frames = torch.zeros(1, 3, 96, 128)
-    frames[0, :, 40:64, 70:78] = 1.0  # a small person: 24 x 8 pixels
-    plain, zoomed = SilhouetteNet(width=4), SilhouetteNet(width=4, zoom=True)
-    monkeypatch.setattr(plain, "segment", segment)
-    monkeypatch.setattr(zoomed, "segment", segment)
-    ref = plain.perceive(frames)
-    got = zoomed.perceive(frames)
-    assert len(seen) == 3  # plain: one look; zoomed: the first look and the crop
-    assert float(seen[2][0, 0].mean()) > 2.0 * float(frames[0, 0].mean())  # the crop is magnified
-    # The mirrored rows (test-time mirroring) come from the mirrored crop, mapped back too.
-    both = zoomed.perceive(frames, with_mirror=True)
-    ref_m = plain.perceive(frames.flip(3))
-    for col in [0, 2, 3, 4, 5, *range(GEOM, GEOM + 2 * N_KEY)]:
-        tol = 0.02 * max(1.0, abs(float(ref[0, col])))
-        assert abs(float(got[0, col] - ref[0, col])) < tol, col
-        assert abs(float(both[1, col] - ref_m[0, col])) < tol, col
-
-
-def test_zoom_does_nothing_when_the_first_look_finds_no_person(tmp_path: Path) -> None:
-    from models.export import export_video_model
-    from models.metadata import ModelMeta
-    from models.silhouette import SilhouetteNet, silhouette_spec
-
-    torch.manual_seed(2)
-    zoomed = SilhouetteNet(width=4, hidden=8, zoom=True, tta_flip=True).eval()
-    plain = SilhouetteNet(width=4, hidden=8, tta_flip=True).eval()
-    plain.load_state_dict(zoomed.state_dict())
-    frames = torch.rand(3, 3, 96, 128)
-    with torch.no_grad():
-        zoomed.maps.bias[0] = -40.0  # the silhouette channel sees no one
-        plain.maps.bias[0] = -40.0
-        assert torch.allclose(zoomed.perceive(frames, with_mirror=True),
-                              plain.perceive(frames, with_mirror=True), atol=1e-5)  # fmt: skip
-        zoomed.maps.bias[0] = 0.0
-    meta = ModelMeta(role="cloud", name="t-cloud", version="0", input=silhouette_spec(), seed=0)
-    export_video_model(zoomed, meta, tmp_path / "z.onnx", with_embedding=False)  # checks 1e-4
-
-
-def test_person_zoom_centres_the_crop_on_the_person_and_leaves_empty_frames() -> None:
-    from models.silhouette import N_KEY, _person_zoom, _warp_targets
-
-    gen = torch.Generator().manual_seed(3)
-    tgt = torch.zeros(4, 1 + N_KEY, 24, 32)
-    tgt[:3, 0, 4:10, 22:25] = 1.0  # a small person up and to the right; frame 3 is empty
-    keep = torch.eye(2, 3).repeat(4, 1, 1)
-    theta = _person_zoom(keep, tgt, gen, share=1.0)
-    assert torch.equal(theta[3], keep[3])  # nobody to zoom on
-    seen = _warp_targets(tgt, theta)[:3, 0]
-    assert (seen.sum(dim=(1, 2)) > 2.0 * tgt[:3, 0].sum(dim=(1, 2))).all()  # magnified
-    ys, xs = torch.meshgrid(torch.arange(24.0) + 0.5, torch.arange(32.0) + 0.5, indexing="ij")
-    mass = seen.sum(dim=(1, 2))
-    cx = (seen * xs).sum(dim=(1, 2)) / mass / 32
-    cy = (seen * ys).sum(dim=(1, 2)) / mass / 24
-    assert ((cx - 0.5).abs() < 0.2).all() and ((cy - 0.5).abs() < 0.2).all()  # near the centre
-    assert torch.equal(_person_zoom(keep, tgt, gen, share=0.0), keep)  # share 0: untouched
