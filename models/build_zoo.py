@@ -437,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None,
                         help="training and distillation seed (default 0); held-out F1 moves by "
                              "several points between seeds (docs/MODEL_EXPERIMENTS.md)")  # fmt: skip
+    parser.add_argument("--train-clips", type=int, default=None,
+                        help=f"rendered training clips (default {FULL.train_clips})")
     parser.add_argument("--pool-clips", type=int, default=None,
                         help=f"clips in the unlabeled DMD pool (default {FULL.pool_clips})")
     parser.add_argument("--keep", choices=("edge", "cloud"), action="append", default=[],
@@ -483,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, cloud_bg_swap=args.cloud_bg_swap)
     if args.seed is not None:
         cfg = replace(cfg, seed=args.seed)
+    if args.train_clips:
+        cfg = replace(cfg, train_clips=args.train_clips)
     if args.pool_clips:
         cfg = replace(cfg, pool_clips=args.pool_clips)
     if args.keep and not args.resume_from:
