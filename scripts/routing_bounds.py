@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.metrics import clip_level, prf, top_k_mask
+from models.evaluate import Predictions
+from models.metrics import PolicyDecision, clip_level, confidence_policy, dmd_policy, prf
 
 RATES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
 
@@ -33,29 +34,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("predictions", type=Path, help="npz from fallwatch evaluate --predictions")
     args = parser.parse_args(argv)
     with np.load(args.predictions, allow_pickle=False) as z:
-        edge_p, cloud_p = z["edge_probs"][:, 1], z["cloud_probs"][:, 1]
-        switcher, clip, clip_label = z["switcher_score"], z["clip"], z["clip_label"]
-    edge, cloud = edge_p >= 0.5, cloud_p >= 0.5
+        pred = Predictions(**{k: z[k] for k in z.files})
+    edge, cloud = pred.edge_pred == 1, pred.cloud_pred == 1
     disagree = edge != cloud
 
     def row(name: str, decisions: np.ndarray, extra: str = "") -> None:
-        pred, truth = clip_level(decisions, clip, clip_label)
-        p, r, f1 = prf(pred, truth)
+        c_pred, c_true = clip_level(decisions, pred.clip, pred.clip_label)
+        p, r, f1 = prf(c_pred, c_true)
         print(f"{name:<28} precision {p:.3f}  recall {r:.3f}  F1 {f1:.3f}{extra}")
 
-    n = len(edge)
-    print(f"{args.predictions}: {n} windows, {len(np.unique(clip))} clips; edge and cloud "
-          f"disagree on {disagree.mean():.1%} of windows")  # fmt: skip
+    print(f"{args.predictions}: {len(edge)} windows, {len(np.unique(pred.clip))} clips; edge and "
+          f"cloud disagree on {disagree.mean():.1%} of windows")  # fmt: skip
     row("edge only", edge)
     row("cloud only", cloud)
     row("either flags (edge OR cloud)", edge | cloud)
     row("both flag (edge AND cloud)", edge & cloud)
-    for name, score in (("confidence", -np.abs(edge_p - 0.5)), ("switcher", switcher)):
+    def route(name: str, rate: float) -> PolicyDecision:
+        if name == "confidence":
+            return confidence_policy(pred.edge_pred, pred.cloud_pred, pred.edge_confidence, rate)
+        return dmd_policy(pred.edge_pred, pred.cloud_pred, pred.switcher_score, rate=rate)
+
+    for name in ("confidence", "switcher"):
         for rate in RATES:
-            off = top_k_mask(score, round(rate * n), largest=True)
-            covered = (off & disagree).sum() / max(1, disagree.sum())
-            row(f"{name} at {rate:.0%}", np.where(off, cloud, edge),
-                f"  disagreements offloaded {covered:.0%}")  # fmt: skip
+            dec = route(name, rate)
+            covered = (dec.offload & disagree).sum() / max(1, disagree.sum())
+            row(f"{name} at {rate:.0%}", dec.final, f"  disagreements offloaded {covered:.0%}")
     return 0
 
 
