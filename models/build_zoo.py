@@ -69,6 +69,10 @@ class BuildConfig:
     # Share of the cloud segmenter's training frames whose background is replaced
     # (models.silhouette._swap_background); 0 turns it off.
     cloud_bg_swap: float = 0.0
+    # The cloud's segmenter also sees each frame minus its window's mean
+    # (models.silhouette.with_motion): held-out joint misses 31 % -> 26-27 % of joints,
+    # cloud window F1 0.643 -> 0.698 with the edge kept (docs/MODEL_EXPERIMENTS.md, session 7).
+    cloud_motion: bool = True
     offload_rate: float = 0.2
     workers: int = 2
     train_threads: int = 2
@@ -335,7 +339,7 @@ def _train_role(
         hidden=cfg.edge_hidden if edge else 64, seg_batch=64 if edge else 32,
         decision="window_errors" if edge else "clip_f1", role=role,
         tta_flip=False if edge else cfg.cloud_tta_flip,
-        bg_swap=0.0 if edge else cfg.cloud_bg_swap,
+        bg_swap=0.0 if edge else cfg.cloud_bg_swap, motion=not edge and cfg.cloud_motion,
         seed=cfg.seed, threads=cfg.train_threads, progress=progress,
     )  # fmt: skip
     res = train_silhouette_cloud(frames, spec, scfg)
@@ -358,6 +362,7 @@ def _train_role(
         "val_clip_f1": res.val_clip_f1, "val_window_acc": res.val_window_acc,
         "val_auc": res.val_auc, "frames": len(frames.x), "windows": len(frames.y),
         "sha256": stamped.sha256, "width": scfg.width, "tta_flip": scfg.tta_flip,
+        "motion": scfg.motion,
         "history": res.history,
     }  # fmt: skip
 
@@ -434,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cloud-bg-swap", type=float, default=None,
                         help="share of the cloud segmenter's training frames with a swapped "
                              f"background (default {FULL.cloud_bg_swap})")  # fmt: skip
+    parser.add_argument("--cloud-motion", action=argparse.BooleanOptionalAction, default=None,
+                        help="the cloud's segmenter also sees each frame minus its window's "
+                             f"mean (default {'on' if FULL.cloud_motion else 'off'})")  # fmt: skip
     parser.add_argument("--seed", type=int, default=None,
                         help="training and distillation seed (default 0); held-out F1 moves by "
                              "several points between seeds (docs/MODEL_EXPERIMENTS.md)")  # fmt: skip
@@ -483,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, cloud_head_epochs=args.cloud_epochs)
     if args.cloud_bg_swap is not None:
         cfg = replace(cfg, cloud_bg_swap=args.cloud_bg_swap)
+    if args.cloud_motion is not None:
+        cfg = replace(cfg, cloud_motion=args.cloud_motion)
     if args.seed is not None:
         cfg = replace(cfg, seed=args.seed)
     if args.train_clips:

@@ -43,6 +43,7 @@ def _rate(text: str) -> float:
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
+    from models.build_zoo import FULL
     from models.dataset import clip_seeds, folder_clipframes, synth_clipframes
     from models.export import export_video_model
     from models.metadata import ModelMeta
@@ -75,6 +76,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         width=args.width or (8 if edge else 16), hidden=16 if edge else 64,
         seg_batch=64 if edge else 32, decision="window_errors" if edge else "clip_f1",
         role=role, tta_flip=not edge and not args.no_tta, seed=args.seed, threads=args.threads,
+        motion=not edge and (FULL.cloud_motion if args.motion is None else args.motion),
     )  # fmt: skip
     res = train_silhouette_cloud(frames, spec, cfg, segmenter=segmenter)
     example = torch.zeros(1, spec.channels, spec.frames, spec.height, spec.width)
@@ -140,6 +142,10 @@ def add_model_commands(subparsers: Any) -> None:
                    help="with --data: pretrained per-frame stage (.npz; default the zoo's "
                         "edge_segmenter.npz / cloud_segmenter.npz)")  # fmt: skip
     p.add_argument("--no-tta", action="store_true", help="cloud: no test-time mirroring")
+    p.add_argument("--motion", action=argparse.BooleanOptionalAction, default=None,
+                   help="cloud, with --synth: the segmenter also sees each frame minus its "
+                        "window's mean (default: as `make models`); with --data it follows "
+                        "the --segmenter file")  # fmt: skip
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--workers", type=int, default=1, help="render processes (with --synth)")
     p.add_argument("--seed", type=int, default=0)

@@ -112,7 +112,8 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         f"| {e['params']:,} | {e['macs'] / 1e6:.1f} M | {t['edge_ms']:.3f} (preprocess + stats + inference) |",
         f"| cloud.onnx | cloud | 16 RGB frames 96x128 (area resize, 8 fps); the same two stages "
         f"(width {c['width']}, 64 temporal channels)"
-        f"{', every window averaged with its mirror image (test-time flip)' if c.get('tta_flip') else ''}; "
+        f"{', every window averaged with its mirror image (test-time flip)' if c.get('tta_flip') else ''}"
+        f"{'; the segmenter also reads each frame minus its window mean (motion channels)' if c.get('motion') else ''}; "
         f"per-frame geometry: silhouette coverage, centroid, spread, tilt, head position "
         f"relative to the body; per window: every joint relative to the mean pelvis in units "
         f"of the longest head-to-ankle extent, the body axis, silhouette height and width over "

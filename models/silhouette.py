@@ -62,9 +62,12 @@ __all__ = [
     "head_scores",
     "load_segmenter",
     "save_segmenter",
+    "segmenter_has_motion",
     "silhouette_spec",
     "train_silhouette_cloud",
+    "window_feature_bank",
     "window_stack",
+    "with_motion",
 ]
 
 N_KEY = len(KEYPOINTS)
@@ -103,17 +106,30 @@ def _up(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
+def with_motion(frames: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """Frames (channels in dim 1, 0..1) with the motion channels appended: each frame minus
+    the mean of its window's frames (`background`, broadcast), offset to 0.5.
+
+    The cameras are fixed, so what differs from the window's mean is what moved: the person
+    falling, whatever the room looks like. The segmenter sees the room it has never seen
+    and, beside it, where something moved (docs/MODEL_EXPERIMENTS.md, session 7)."""
+    return torch.cat([frames, (frames - background + 0.5).clamp(0.0, 1.0)], dim=1)
+
+
 class SilhouetteNet(nn.Module):
     """Per-frame perception + geometry + temporal classifier; `forward` → (logits, embedding)."""
 
     def __init__(
-        self, width: int = 16, hidden: int = 64, in_channels: int = 3, tta_flip: bool = False
-    ) -> None:
+        self, width: int = 16, hidden: int = 64, in_channels: int = 3, tta_flip: bool = False,
+        motion: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.width = w = width
         self.in_channels = in_channels
         self.tta_flip = tta_flip  # average with the mirrored clip at inference
-        self.enc1 = _cbr(in_channels, w, s=2)  # 1/2
+        # Also show the segmenter each frame minus its window's mean (`with_motion`).
+        self.motion = motion
+        self.enc1 = _cbr(in_channels * (2 if motion else 1), w, s=2)  # 1/2
         self.enc2 = nn.Sequential(_cbr(w, 2 * w, s=2), _cbr(2 * w, 2 * w))  # 1/4
         self.enc3 = nn.Sequential(_cbr(2 * w, 3 * w, s=2), _cbr(3 * w, 3 * w, d=2))  # 1/8
         self.enc4 = nn.Sequential(_cbr(3 * w, 4 * w, s=2), _cbr(4 * w, 4 * w))  # 1/16: context
@@ -136,7 +152,8 @@ class SilhouetteNet(nn.Module):
 
     # -- stage 1: per-frame maps ---------------------------------------------------------
     def segment(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frames `[B,C,H,W]` in 0..1 → map logits `[B,1+K,H/4,W/4]`."""
+        """Frames `[B,C,H,W]` in 0..1 → map logits `[B,1+K,H/4,W/4]`; with `motion`, `C` is
+        twice the model's channels (`with_motion`)."""
         e2 = self.enc2(self.enc1(frames - 0.5))
         e3 = self.enc3(e2)
         e3 = self.fuse3(torch.cat([e3, _up(self.enc4(e3))], dim=1))
@@ -231,6 +248,8 @@ class SilhouetteNet(nn.Module):
         return logits + torch.stack([torch.zeros_like(bias), bias]), emb
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.motion:
+            x = with_motion(x, x.mean(dim=2, keepdim=True))
         n, c, t, hh, ww = x.shape
         frames = x.transpose(1, 2).reshape(n * t, c, hh, ww)
         if not self.tta_flip:
@@ -257,10 +276,16 @@ class SilhouetteConfig:
     role: str = "cloud"  # for messages
     tta_flip: bool = False  # average each window with its mirror image (2x inference)
     bg_swap: float = 0.0  # stage A: share of frames whose background is replaced
+    motion: bool = False  # segmenter also sees each frame minus its window's mean
     val_fraction: float = 0.15
     pos_share: float = 0.35
     threads: int = 2
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.motion and self.bg_swap > 0:
+            # A swapped background would have to be swapped in the window's mean as well.
+            raise ValueError("SilhouetteConfig: motion and bg_swap cannot be combined")
 
 
 @dataclass
@@ -431,6 +456,16 @@ def as_model_frames(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     return x
 
 
+def _window_means(data: ClipFrames, spec: InputSpec) -> np.ndarray:
+    """uint8 `[N,3,H,W]`: per window, the mean of the frames the model sees (`spec.frames`
+    of the 16), at the data's size: stage A's reference for the motion channels."""
+    offsets = temporal_indices(WINDOW_FRAMES, spec.frames)
+    out = np.empty((len(data.first), *data.x.shape[1:]), dtype=np.uint8)
+    for i, f in enumerate(data.first):
+        out[i] = np.rint(data.x[f + offsets].mean(axis=0, dtype=np.float32))
+    return out
+
+
 def _train_segmenter(
     net: SilhouetteNet, data: ClipFrames, train_frames: np.ndarray, spec: InputSpec,
     cfg: SilhouetteConfig, gen: torch.Generator, rng: np.random.Generator,
@@ -453,14 +488,28 @@ def _train_segmenter(
     t0 = time.monotonic()
     bar = tqdm(total=plan["steps"], desc=f"{cfg.role} segmenter", disable=not cfg.progress)
     step, running = 0, 0.0
+    means = _window_means(data, spec) if net.motion else None
+    train_windows = np.flatnonzero(np.isin(data.first, train_frames))
+    offsets = temporal_indices(WINDOW_FRAMES, spec.frames)
     while step < plan["steps"]:
-        idx = np.sort(rng.choice(train_frames, cfg.seg_batch, replace=False))
+        if means is None:
+            idx = np.sort(rng.choice(train_frames, cfg.seg_batch, replace=False))
+        else:  # a frame and its window: the window's mean is the motion channels' reference
+            win = rng.choice(train_windows, cfg.seg_batch)
+            idx = data.first[win] + offsets[rng.integers(0, len(offsets), cfg.seg_batch)]
         x = torch.from_numpy(data.x[idx]).float() / 255.0
         tgt = torch.from_numpy(data.target[idx]).float() / 255.0
         if cfg.bg_swap > 0:
             x = _swap_background(x, tgt, gen, cfg.bg_swap)
         theta = _affine(len(idx), gen)
-        x = as_model_frames(_photometric(_warp(x, theta), gen), spec)
+        if means is None:
+            x = as_model_frames(_photometric(_warp(x, theta), gen), spec)
+        else:
+            # Frame and mean side by side through one photometric draw: one camera's look.
+            bg = torch.from_numpy(means[win]).float() / 255.0
+            both = _photometric(torch.cat([_warp(x, theta), _warp(bg, theta)], dim=3), gen)
+            x, bg = both[..., : x.shape[3]], both[..., x.shape[3] :]
+            x = with_motion(as_model_frames(x, spec), as_model_frames(bg, spec))
         tgt = _warp_targets(tgt, theta)
         if tuple(tgt.shape[-2:]) != out_hw:
             tgt = F.adaptive_avg_pool2d(tgt, out_hw)
@@ -514,6 +563,47 @@ def frame_feature_bank(
     return out
 
 
+def window_feature_bank(
+    net: SilhouetteNet, data: ClipFrames, spec: InputSpec, *, windows: np.ndarray | None = None,
+    theta: torch.Tensor | None = None, photometric: torch.Generator | None = None,
+    mirror: bool = False, batch: int = 4, progress: bool = False,
+) -> np.ndarray:  # fmt: skip
+    """Per-frame features `[N, spec.frames, FRAME_FEATURES]` of whole windows (`windows`,
+    default all), for nets whose frames depend on their window (`motion`): each window's
+    frames are seen with their own window's mean, as the exported model sees them.
+
+    `theta` (`[N,2,3]`, one row per window) warps every frame of a window alike and
+    `photometric` re-lights a window as one picture (its frames side by side), so the motion
+    channels see a moved camera, not per-frame flicker.
+    """
+    rows = np.arange(len(data.first)) if windows is None else windows
+    offsets = temporal_indices(WINDOW_FRAMES, spec.frames)
+    t = len(offsets)
+    out = np.empty((len(rows), t, FRAME_FEATURES), dtype=np.float32)
+    net.eval()
+    with torch.no_grad():
+        for i in tqdm(range(0, len(rows), batch), desc="features", disable=not progress):
+            w = rows[i : i + batch]
+            b = len(w)
+            xb = torch.from_numpy(data.x[(data.first[w][:, None] + offsets).ravel()]).float() / 255.0
+            if theta is not None:
+                xb = _warp(xb, theta[i : i + batch].repeat_interleave(t, dim=0))
+            if photometric is not None:
+                c, h, wd = xb.shape[1:]
+                tiled = xb.view(b, t, c, h, wd).permute(0, 2, 3, 1, 4).reshape(b, c, h, t * wd)
+                tiled = _photometric(tiled, photometric)
+                xb = tiled.view(b, c, h, t, wd).permute(0, 3, 1, 2, 4).reshape(b * t, c, h, wd)
+            if mirror:
+                xb = xb.flip(3)
+            xb = as_model_frames(xb, spec)
+            if net.motion:
+                mean = xb.view(b, t, *xb.shape[1:]).mean(dim=1)
+                xb = with_motion(xb, mean.repeat_interleave(t, dim=0))
+            maps = net.segment(xb)
+            out[i : i + b] = net.frame_features(maps).view(b, t, -1).numpy()
+    return out
+
+
 def _clip_thetas(frame_clip: np.ndarray, gen: torch.Generator) -> torch.Tensor:
     """One random camera change per clip, repeated for each of its frames."""
     clips, inverse = np.unique(frame_clip, return_inverse=True)
@@ -527,6 +617,15 @@ def window_stack(bank: np.ndarray, first: np.ndarray, spec: InputSpec) -> np.nda
     offsets = temporal_indices(WINDOW_FRAMES, spec.frames)
     out: np.ndarray = bank[first[:, None] + offsets[None, :]]
     return out
+
+
+def _windows_of(bank: np.ndarray, data: ClipFrames, spec: InputSpec,
+                rows: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Windows `rows` (default all) `[n,T,F]` of a bank: cut from a per-frame bank
+    (`frame_feature_bank`) or picked from a window-major one (`window_feature_bank`)."""
+    if bank.ndim == 3:
+        return bank if rows is None else bank[rows]
+    return window_stack(bank, data.first if rows is None else data.first[rows], spec)
 
 
 def head_scores(
@@ -548,7 +647,8 @@ def head_scores(
 class FeatureBanks:
     """Per-frame features `[F, FRAME_FEATURES]` of every frame as filmed and re-filmed (one
     random camera change and re-lighting per clip); with test-time mirroring also of the
-    mirrored frames (`*_mirror`, filled for the validation clips' frames only)."""
+    mirrored frames (`*_mirror`, filled for the validation clips' frames only). For motion
+    nets the banks are window-major, `[N, T, FRAME_FEATURES]` (`window_feature_bank`)."""
 
     filmed: np.ndarray
     refilmed: np.ndarray
@@ -564,6 +664,8 @@ def feature_banks(
     for p in net.parameters():
         p.requires_grad_(False)
     net.eval()
+    if net.motion:
+        return _window_banks(net, data, spec, cfg, gen)
     thetas = _clip_thetas(data.frame_clip, gen)
     photo_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
 
@@ -588,6 +690,32 @@ def feature_banks(
     return banks
 
 
+def _window_banks(
+    net: SilhouetteNet, data: ClipFrames, spec: InputSpec, cfg: SilhouetteConfig,
+    gen: torch.Generator,
+) -> FeatureBanks:  # fmt: skip
+    """`feature_banks` for motion nets: window-major banks, one camera change per clip."""
+    thetas = _clip_thetas(data.clip, gen)
+    photo_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+
+    def refilmed(rows: np.ndarray | None, mirror: bool) -> np.ndarray:
+        photo = torch.Generator().manual_seed(photo_seed)
+        th = thetas if rows is None else thetas[torch.from_numpy(rows)]
+        return window_feature_bank(net, data, spec, windows=rows, theta=th, photometric=photo,
+                                   mirror=mirror, progress=cfg.progress)  # fmt: skip
+
+    banks = FeatureBanks(window_feature_bank(net, data, spec, progress=cfg.progress),
+                         refilmed(None, False))  # fmt: skip
+    if net.tta_flip:
+        rows = np.flatnonzero(_split_clips(data.clip, cfg.val_fraction, cfg.seed))
+        banks.filmed_mirror = np.zeros_like(banks.filmed)
+        banks.refilmed_mirror = np.zeros_like(banks.filmed)
+        banks.filmed_mirror[rows] = window_feature_bank(net, data, spec, windows=rows, mirror=True)
+        banks.refilmed[rows] = refilmed(rows, False)
+        banks.refilmed_mirror[rows] = refilmed(rows, True)
+    return banks
+
+
 def fit_temporal_head(
     net: SilhouetteNet, data: ClipFrames, banks: FeatureBanks, spec: InputSpec,
     cfg: SilhouetteConfig, gen: torch.Generator, rng: np.random.Generator,
@@ -603,8 +731,8 @@ def fit_temporal_head(
     if len(np.unique(data.y[train_w])) < 2:
         raise TrainingError(f"{cfg.role}: training split needs both classes")
     n = len(data.y)
-    feats = np.concatenate([window_stack(banks.filmed, data.first, spec),
-                            window_stack(banks.refilmed, data.first, spec)])  # fmt: skip
+    feats = np.concatenate([_windows_of(banks.filmed, data, spec),
+                            _windows_of(banks.refilmed, data, spec)])  # fmt: skip
     y = np.concatenate([data.y, data.y])
     train_idx = np.concatenate([train_w, n + train_w])
     # Validation scores both the clips as filmed and re-filmed: the threshold must hold
@@ -614,9 +742,8 @@ def fit_temporal_head(
     val_clip_label = np.concatenate([data.clip_label[val_w], data.clip_label[val_w]])
     val_mirror = None
     if banks.filmed_mirror is not None and banks.refilmed_mirror is not None:
-        val_mirror = np.concatenate([window_stack(banks.filmed_mirror, data.first[val_w], spec),
-                                     window_stack(banks.refilmed_mirror, data.first[val_w],
-                                                  spec)])  # fmt: skip
+        val_mirror = np.concatenate([_windows_of(banks.filmed_mirror, data, spec, val_w),
+                                     _windows_of(banks.refilmed_mirror, data, spec, val_w)])
     head_params = [p for n, p in net.named_parameters()
                    if n.split(".")[0] in ("norm", "temporal", "head")]  # fmt: skip
     for p in head_params:
@@ -686,8 +813,9 @@ def train_silhouette_cloud(
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     t0 = time.monotonic()
+    motion = cfg.motion if segmenter is None else segmenter_has_motion(segmenter)
     net = SilhouetteNet(width=cfg.width, hidden=cfg.hidden, in_channels=spec.channels,
-                        tta_flip=cfg.tta_flip)  # fmt: skip
+                        tta_flip=cfg.tta_flip, motion=motion)  # fmt: skip
     if segmenter is not None:
         load_segmenter(net, segmenter)
         seg_steps, seg_secs = 0, 0.0
@@ -710,14 +838,24 @@ _SEGMENTER_PARTS = ("enc1", "enc2", "enc3", "enc4", "fuse3", "fuse", "maps")
 def save_segmenter(net: SilhouetteNet, path: Path, *, model_sha256: str = "") -> None:
     """The per-frame stage's weights as a plain .npz (no pickle), for head-only retraining.
 
-    Stamped with the net's width (`__width__`) and the sha256 of the ONNX model (edge or
-    cloud) exported from the same net (`__model_sha256__`); `load_segmenter` skips both."""
+    Stamped with the net's width (`__width__`), whether it reads motion channels
+    (`__motion__`) and the sha256 of the ONNX model (edge or cloud) exported from the same
+    net (`__model_sha256__`); `load_segmenter` skips the stamps."""
     arrays = {k: v.detach().numpy() for k, v in net.state_dict().items()
               if k.split(".")[0] in _SEGMENTER_PARTS}  # fmt: skip
-    width = net.width
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays, __width__=np.array(width), __model_sha256__=np.array(model_sha256))
+    np.savez(tmp, **arrays, __width__=np.array(net.width), __motion__=np.array(net.motion),
+             __model_sha256__=np.array(model_sha256))  # fmt: skip
     tmp.replace(path)
+
+
+def segmenter_has_motion(path: Path) -> bool:
+    """Whether a `save_segmenter` file reads motion channels (files without the stamp do not)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return bool(z["__motion__"]) if "__motion__" in z.files else False
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"cannot read segmenter weights {path}: {exc}") from exc
 
 
 def load_segmenter(net: SilhouetteNet, path: Path) -> None:

@@ -184,3 +184,61 @@ def test_background_swap_keeps_the_person_and_replaces_the_room() -> None:
     # Every frame's room changed: a texture or another frame's (person-free) room.
     changed = (out[room] - x[room]).abs().flatten(1).mean(1)
     assert bool((changed > 0.05).all()), changed
+
+
+def test_motion_channels_show_only_what_moved() -> None:
+    from models.silhouette import with_motion
+
+    torch.manual_seed(0)
+    room = 0.2 + 0.5 * torch.rand(1, 3, 1, 8, 8)  # 0.2..0.7
+    still = room.expand(1, 3, 16, 8, 8).clone()
+    out = with_motion(still, still.mean(dim=2, keepdim=True))
+    assert out.shape == (1, 6, 16, 8, 8) and torch.equal(out[:, :3], still)
+    assert torch.allclose(out[:, 3:], torch.full_like(still, 0.5), atol=1e-6)
+    moving = still.clone()
+    moving[:, :, 8:, 2:4, 2:4] = 1.0  # something bright arrives in the second half
+    diff = with_motion(moving, moving.mean(dim=2, keepdim=True))[:, 3:] - 0.5
+    assert float(diff[:, :, 12, 2:4, 2:4].min()) > 0.1  # there now: brighter than the mean
+    assert float(diff[:, :, 2, 2:4, 2:4].max()) < -0.1  # not there yet: darker
+    assert float(diff[:, :, :, 5:, 5:].abs().max()) < 1e-6  # the rest of the room: nothing
+
+
+def test_motion_net_trains_on_what_it_exports_and_stamps_its_segmenter(tmp_path: Path) -> None:
+    """The temporal head's training features (window banks) are what the exported chain
+    computes on the same window, and the segmenter file says it reads motion channels."""
+    from models.dataset import clip_seeds, synth_clipframes
+    from models.errors import TrainingError
+    from models.export import export_video_model
+    from models.metadata import ModelMeta
+    from models.runtime import CloudModel
+    from models.silhouette import (
+        SilhouetteNet,
+        head_scores,
+        load_segmenter,
+        save_segmenter,
+        segmenter_has_motion,
+        silhouette_spec,
+        window_feature_bank,
+    )
+
+    spec = silhouette_spec()
+    data = synth_clipframes(clip_seeds(5, 1), "train", spec, workers=1, progress=False)
+    torch.manual_seed(0)
+    net = SilhouetteNet(width=4, hidden=8, motion=True).eval()
+    bank = window_feature_bank(net, data, spec, windows=np.array([0, 1]))
+    x = torch.stack([torch.from_numpy(data.x[f : f + 16]) for f in data.first[:2]]).float() / 255
+    with torch.no_grad():
+        direct = torch.softmax(net(x.transpose(1, 2))[0], dim=1)[:, 1].numpy()
+    assert np.allclose(head_scores(net, bank), direct, atol=1e-5)
+
+    meta = ModelMeta(role="cloud", name="t-cloud", version="0", input=spec, seed=0)
+    export_video_model(net, meta, tmp_path / "c.onnx", with_embedding=False)  # checks 1e-4
+    assert CloudModel.load(tmp_path / "c.onnx").predict([np.zeros((16, 96, 128, 3), np.uint8)]).probs.shape == (1, 2)
+
+    save_segmenter(net, tmp_path / "seg.npz")
+    assert segmenter_has_motion(tmp_path / "seg.npz")
+    load_segmenter(SilhouetteNet(width=4, hidden=8, motion=True), tmp_path / "seg.npz")
+    with pytest.raises(TrainingError):
+        load_segmenter(SilhouetteNet(width=4, hidden=8), tmp_path / "seg.npz")
+    save_segmenter(SilhouetteNet(width=4, hidden=8), tmp_path / "plain.npz")
+    assert not segmenter_has_motion(tmp_path / "plain.npz")

@@ -41,7 +41,7 @@ def test_train_export_distil_evaluate_chain(tmp_path: Path) -> None:
         cfg = SilhouetteConfig(seg_steps=3, seg_batch=4, head_epochs=2, width=4, hidden=8,
                                threads=1, progress=False, role=role,
                                decision="window_errors" if role == "edge" else "clip_f1",
-                               tta_flip=role == "cloud")  # fmt: skip
+                               tta_flip=role == "cloud", motion=role == "cloud")  # fmt: skip
         res = train_silhouette_cloud(frames, specs[role], cfg)
         assert 0.0 < res.threshold < 1.0
         paths[role] = tmp_path / f"{role}.onnx"
