@@ -64,8 +64,10 @@ __all__ = [
     "save_segmenter",
     "segmenter_has_motion",
     "silhouette_spec",
+    "train_segmenter",
     "train_silhouette_cloud",
     "window_feature_bank",
+    "window_inputs",
     "window_stack",
     "with_motion",
 ]
@@ -563,6 +565,37 @@ def frame_feature_bank(
     return out
 
 
+def window_inputs(
+    net: SilhouetteNet, data: ClipFrames, spec: InputSpec, windows: np.ndarray, *,
+    theta: torch.Tensor | None = None, photometric: torch.Generator | None = None,
+    mirror: bool = False,
+) -> torch.Tensor:  # fmt: skip
+    """What `net.segment` sees for every frame of `windows`: `[len(windows) * T, C, h, w]`,
+    window-major, with the motion channels of each window when `net.motion`.
+
+    `theta` (`[len(windows),2,3]`) warps every frame of a window alike and `photometric`
+    re-lights a window as one picture (its frames side by side), so the motion channels see
+    a moved camera, not per-frame flicker.
+    """
+    offsets = temporal_indices(WINDOW_FRAMES, spec.frames)
+    b, t = len(windows), len(offsets)
+    xb = torch.from_numpy(data.x[(data.first[windows][:, None] + offsets).ravel()]).float() / 255.0
+    if theta is not None:
+        xb = _warp(xb, theta.repeat_interleave(t, dim=0))
+    if photometric is not None:
+        c, h, wd = xb.shape[1:]
+        tiled = xb.view(b, t, c, h, wd).permute(0, 2, 3, 1, 4).reshape(b, c, h, t * wd)
+        tiled = _photometric(tiled, photometric)
+        xb = tiled.view(b, c, h, t, wd).permute(0, 3, 1, 2, 4).reshape(b * t, c, h, wd)
+    if mirror:
+        xb = xb.flip(3)
+    xb = as_model_frames(xb, spec)
+    if net.motion:
+        mean = xb.view(b, t, *xb.shape[1:]).mean(dim=1)
+        xb = with_motion(xb, mean.repeat_interleave(t, dim=0))
+    return xb
+
+
 def window_feature_bank(
     net: SilhouetteNet, data: ClipFrames, spec: InputSpec, *, windows: np.ndarray | None = None,
     theta: torch.Tensor | None = None, photometric: torch.Generator | None = None,
@@ -571,36 +604,20 @@ def window_feature_bank(
     """Per-frame features `[N, spec.frames, FRAME_FEATURES]` of whole windows (`windows`,
     default all), for nets whose frames depend on their window (`motion`): each window's
     frames are seen with their own window's mean, as the exported model sees them.
-
-    `theta` (`[N,2,3]`, one row per window) warps every frame of a window alike and
-    `photometric` re-lights a window as one picture (its frames side by side), so the motion
-    channels see a moved camera, not per-frame flicker.
+    `theta` has one row per window; see `window_inputs`.
     """
     rows = np.arange(len(data.first)) if windows is None else windows
-    offsets = temporal_indices(WINDOW_FRAMES, spec.frames)
-    t = len(offsets)
+    t = spec.frames
     out = np.empty((len(rows), t, FRAME_FEATURES), dtype=np.float32)
     net.eval()
     with torch.no_grad():
         for i in tqdm(range(0, len(rows), batch), desc="features", disable=not progress):
             w = rows[i : i + batch]
-            b = len(w)
-            xb = torch.from_numpy(data.x[(data.first[w][:, None] + offsets).ravel()]).float() / 255.0
-            if theta is not None:
-                xb = _warp(xb, theta[i : i + batch].repeat_interleave(t, dim=0))
-            if photometric is not None:
-                c, h, wd = xb.shape[1:]
-                tiled = xb.view(b, t, c, h, wd).permute(0, 2, 3, 1, 4).reshape(b, c, h, t * wd)
-                tiled = _photometric(tiled, photometric)
-                xb = tiled.view(b, c, h, t, wd).permute(0, 3, 1, 2, 4).reshape(b * t, c, h, wd)
-            if mirror:
-                xb = xb.flip(3)
-            xb = as_model_frames(xb, spec)
-            if net.motion:
-                mean = xb.view(b, t, *xb.shape[1:]).mean(dim=1)
-                xb = with_motion(xb, mean.repeat_interleave(t, dim=0))
+            th = None if theta is None else theta[i : i + batch]
+            xb = window_inputs(net, data, spec, w, theta=th, photometric=photometric,
+                               mirror=mirror)  # fmt: skip
             maps = net.segment(xb)
-            out[i : i + b] = net.frame_features(maps).view(b, t, -1).numpy()
+            out[i : i + len(w)] = net.frame_features(maps).view(len(w), t, -1).numpy()
     return out
 
 
@@ -808,28 +825,50 @@ def train_silhouette_cloud(
     and only the temporal head is fitted, which needs no silhouettes (`data.target` unused):
     how real, unmasked footage retrains the cloud.
     """
-    torch.set_num_threads(max(1, cfg.threads))
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     t0 = time.monotonic()
     motion = cfg.motion if segmenter is None else segmenter_has_motion(segmenter)
-    net = SilhouetteNet(width=cfg.width, hidden=cfg.hidden, in_channels=spec.channels,
-                        tta_flip=cfg.tta_flip, motion=motion)  # fmt: skip
+    net, gen, rng = _seeded_net(spec, cfg, motion)
     if segmenter is not None:
         load_segmenter(net, segmenter)
         seg_steps, seg_secs = 0, 0.0
     else:
-        is_val = _split_clips(data.clip, cfg.val_fraction, cfg.seed)
-        val_clips = np.unique(data.clip[is_val])
-        train_frames = np.flatnonzero(~np.isin(data.frame_clip, val_clips))
-        seg_steps, seg_secs = _train_segmenter(net, data, train_frames, spec, cfg, gen, rng)
+        seg_steps, seg_secs = _stage_a(net, data, spec, cfg, gen, rng)
     banks = feature_banks(net, data, spec, cfg, gen)
     threshold, val_f1, val_acc, auc, history = fit_temporal_head(net, data, banks, spec, cfg,
                                                                  gen, rng)  # fmt: skip
     secs = time.monotonic() - t0
     return SilhouetteResult(net, threshold, val_f1, val_acc, auc, seg_steps, seg_secs,
                             cfg.head_epochs, secs, history)  # fmt: skip
+
+
+def train_segmenter(data: ClipFrames, spec: InputSpec, cfg: SilhouetteConfig) -> SilhouetteNet:
+    """Stage A alone, seeded and split as `train_silhouette_cloud` does: the per-frame
+    perception of a fresh net (eval mode), for diagnostics that compare recipes."""
+    net, gen, rng = _seeded_net(spec, cfg, cfg.motion)
+    _stage_a(net, data, spec, cfg, gen, rng)
+    return net.eval()
+
+
+def _seeded_net(
+    spec: InputSpec, cfg: SilhouetteConfig, motion: bool
+) -> tuple[SilhouetteNet, torch.Generator, np.random.Generator]:
+    torch.set_num_threads(max(1, cfg.threads))
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    net = SilhouetteNet(width=cfg.width, hidden=cfg.hidden, in_channels=spec.channels,
+                        tta_flip=cfg.tta_flip, motion=motion)  # fmt: skip
+    return net, gen, rng
+
+
+def _stage_a(
+    net: SilhouetteNet, data: ClipFrames, spec: InputSpec, cfg: SilhouetteConfig,
+    gen: torch.Generator, rng: np.random.Generator,
+) -> tuple[int, float]:  # fmt: skip
+    """`_train_segmenter` on the frames of the training split's clips."""
+    val_clips = np.unique(data.clip[_split_clips(data.clip, cfg.val_fraction, cfg.seed)])
+    train_frames = np.flatnonzero(~np.isin(data.frame_clip, val_clips))
+    return _train_segmenter(net, data, train_frames, spec, cfg, gen, rng)
 
 
 _SEGMENTER_PARTS = ("enc1", "enc2", "enc3", "enc4", "fuse3", "fuse", "maps")
