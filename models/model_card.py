@@ -145,11 +145,18 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
             if cfg.get("cloud_bg_swap")
             else ""
         )
+        + (
+            "; the cloud's frames shown beside themselves minus their window's mean (motion "
+            "channels; frame and mean re-lit by one draw)"
+            if c.get("motion")
+            else ""
+        )
         + f". Edge {e.get('seg_steps', '?')} steps of 64 frames "
         f"({e.get('seg_seconds', float('nan')):.0f}s), cloud {c.get('seg_steps', '?')} steps of "
         f"32 frames ({c.get('seg_seconds', float('nan')):.0f}s), both time-budgeted.",
         f"- Stage B (temporal head, fall labels): per-frame features cached for every frame as "
-        f"filmed and re-filmed (one random camera move and re-lighting per clip), "
+        f"filmed and re-filmed (one random camera move and re-lighting per clip"
+        f"{'; the cloud per window, each frame with its own window mean' if c.get('motion') else ''}), "
         f"class-balanced batches (35 % falls), label smoothing, one-cycle schedule; edge "
         f"{e['epochs_run']} epochs, cloud {c['epochs_run']} epochs; 15% of the training clips "
         f"(seeded) are a validation split, scored as filmed and re-filmed: best epoch by "
