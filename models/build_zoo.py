@@ -70,7 +70,7 @@ class BuildConfig:
     # (models.silhouette._swap_background); 0 turns it off.
     cloud_bg_swap: float = 0.0
     # The cloud's segmenter also sees each frame minus its window's mean
-    # (models.silhouette.with_motion): held-out joint misses 31 % -> 26-27 % of joints,
+    # (models.silhouette.with_motion): held-out joints > 3 cells off 30-32 % -> 26-28 %,
     # cloud window F1 0.643 -> 0.698 with the edge kept (docs/MODEL_EXPERIMENTS.md, session 7).
     cloud_motion: bool = True
     offload_rate: float = 0.2

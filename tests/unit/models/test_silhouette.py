@@ -111,9 +111,11 @@ def test_export_runs_in_onnxruntime_and_segmenter_weights_round_trip(tmp_path: P
         load_segmenter(SilhouetteNet(width=8, hidden=8), tmp_path / "seg.npz")
 
 
-def test_a_real_clip_folder_retrains_only_the_temporal_stage(tmp_path: Path) -> None:
+@pytest.mark.parametrize("motion", [False, True])
+def test_a_real_clip_folder_retrains_only_the_temporal_stage(tmp_path: Path, motion: bool) -> None:
     """`fallwatch train --role cloud --data DIR`: footage without silhouettes keeps the given
-    per-frame stage and fits the temporal one; windows and labels are the folder reader's."""
+    per-frame stage (with or without motion channels, as its file says) and fits the
+    temporal one; windows and labels are the folder reader's."""
     import argparse
 
     from models.cli import add_model_commands
@@ -133,7 +135,7 @@ def test_a_real_clip_folder_retrains_only_the_temporal_stage(tmp_path: Path) -> 
     assert frames.first.max() + 16 <= len(frames.x)
 
     torch.manual_seed(0)
-    seg = SilhouetteNet(width=4)
+    seg = SilhouetteNet(width=4, motion=motion)  # a mismatched net would refuse these weights
     save_segmenter(seg, tmp_path / "seg.npz")
     parser = argparse.ArgumentParser()
     add_model_commands(parser.add_subparsers(dest="command"))
