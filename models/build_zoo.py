@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["FULL", "QUICK", "BuildConfig", "build", "main"]
+__all__ = ["FULL", "QUICK", "BuildConfig", "build", "main", "render_train_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -213,24 +213,23 @@ def build(
         summary = {"config": asdict(cfg), "started_at": _now(), "out": str(out), "models": {}}
     summary["heldout_dir"] = str(heldout_dir)
     summary["note"] = note
-    data: dict[str, Any] = {}
+    frames: Any = None  # models.dataset.ClipFrames, imported lazily with the train extra
     if start <= STAGES.index("cloud"):
         with timer.stage("1 render train clips"):
-            data = _render_train(cfg, progress, cache_dir)
-        d = data["frames"]
+            frames = render_train_frames(cfg, progress, cache_dir)
         summary["train_data"] = {
-            "frames": len(d.x), "windows": len(d.y), "fall_windows": int(d.y.sum()),
-            "clips": len(np.unique(d.clip)),
-            "fall_clips": len(np.unique(d.clip[d.clip_label == 1])),
+            "frames": len(frames.x), "windows": len(frames.y),
+            "fall_windows": int(frames.y.sum()), "clips": len(np.unique(frames.clip)),
+            "fall_clips": len(np.unique(frames.clip[frames.clip_label == 1])),
         }  # fmt: skip
         print(f"[build] train data: {json.dumps(summary['train_data'])}")
     roles: tuple[Literal["edge", "cloud"], ...] = ("edge", "cloud")
     for role in roles:
         if start <= STAGES.index(role) and role not in keep:
             with timer.stage(f"{2 if role == 'edge' else 3} train {role}"):
-                summary["models"][role] = _train_role(role, data["frames"], cfg, out, progress)
+                summary["models"][role] = _train_role(role, frames, cfg, out, progress)
             _save_summary(out, summary, timer)
-    data.clear()
+    frames = None  # several GB: freed before the DMD pool is rendered
     if start <= STAGES.index("distill"):
         with timer.stage("4 render DMD pool + distil switcher"):
             summary["dmd"] = _distil(cfg, out, progress)
@@ -280,11 +279,11 @@ def _data_code_version(root: Path | None = None) -> str:
     return digest.hexdigest()[:12]
 
 
-def _render_train(cfg: BuildConfig, progress: bool, cache_dir: Path | None) -> dict[str, Any]:
+def render_train_frames(cfg: BuildConfig, progress: bool, cache_dir: Path | None) -> Any:
     """Render the training clips once for both models: every frame at the cloud's size with
     the generator's silhouettes and joints (`models.dataset.ClipFrames`; the edge's inputs
     are area-averaged from them), or load them from `cache_dir` when rendered before with
-    exactly the same settings (plain .npy arrays, no pickle). Returns {"frames": ...}."""
+    exactly the same settings (plain .npy arrays, no pickle). Returns the ClipFrames."""
     import hashlib
 
     from models.dataset import FRAME_FIELDS, ClipFrames, synth_clipframes
@@ -298,8 +297,8 @@ def _render_train(cfg: BuildConfig, progress: bool, cache_dir: Path | None) -> d
     folder = cache_dir / f"train-{key}" if cache_dir else None
     if folder is not None and (folder / "done").exists():
         print(f"[build] train frames loaded from cache {folder}")
-        return {"frames": ClipFrames(*(np.load(folder / f"frames_{f}.npy", allow_pickle=False)
-                                       for f in FRAME_FIELDS))}  # fmt: skip
+        return ClipFrames(*(np.load(folder / f"frames_{f}.npy", allow_pickle=False)
+                            for f in FRAME_FIELDS))  # fmt: skip
     frames = synth_clipframes(_seeds(TRAIN_BASE, cfg.train_clips), "train", spec,
                               workers=cfg.workers, codec=cfg.codec, target_stride=TARGET_STRIDE,
                               progress=progress)  # fmt: skip
@@ -309,7 +308,7 @@ def _render_train(cfg: BuildConfig, progress: bool, cache_dir: Path | None) -> d
             np.save(folder / f"frames_{f}.npy", getattr(frames, f), allow_pickle=False)
         (folder / "key.json").write_text(key_src)
         (folder / "done").write_text("ok")
-    return {"frames": frames}
+    return frames
 
 
 def _train_role(

@@ -458,12 +458,12 @@ def as_model_frames(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     return x
 
 
-def _window_means(data: ClipFrames, spec: InputSpec) -> np.ndarray:
-    """uint8 `[N,3,H,W]`: per window, the mean of the frames the model sees (`spec.frames`
-    of the 16), at the data's size: stage A's reference for the motion channels."""
+def _window_means(data: ClipFrames, spec: InputSpec, windows: np.ndarray) -> np.ndarray:
+    """uint8 `[len(windows),3,H,W]`: per window, the mean of the frames the model sees
+    (`spec.frames` of the 16), at the data's size: stage A's reference for the motion channels."""
     offsets = temporal_indices(WINDOW_FRAMES, spec.frames)
-    out = np.empty((len(data.first), *data.x.shape[1:]), dtype=np.uint8)
-    for i, f in enumerate(data.first):
+    out = np.empty((len(windows), *data.x.shape[1:]), dtype=np.uint8)
+    for i, f in enumerate(data.first[windows]):
         out[i] = np.rint(data.x[f + offsets].mean(axis=0, dtype=np.float32))
     return out
 
@@ -490,25 +490,27 @@ def _train_segmenter(
     t0 = time.monotonic()
     bar = tqdm(total=plan["steps"], desc=f"{cfg.role} segmenter", disable=not cfg.progress)
     step, running = 0, 0.0
-    means = _window_means(data, spec) if net.motion else None
-    train_windows = np.flatnonzero(np.isin(data.first, train_frames))
-    offsets = temporal_indices(WINDOW_FRAMES, spec.frames)
+    if net.motion:  # a frame and its window: the window's mean is the motion channels' reference
+        train_windows = np.flatnonzero(np.isin(data.first, train_frames))
+        means = _window_means(data, spec, train_windows)
+        offsets = temporal_indices(WINDOW_FRAMES, spec.frames)
     while step < plan["steps"]:
-        if means is None:
+        if not net.motion:
             idx = np.sort(rng.choice(train_frames, cfg.seg_batch, replace=False))
-        else:  # a frame and its window: the window's mean is the motion channels' reference
-            win = rng.choice(train_windows, cfg.seg_batch)
+        else:
+            pick = rng.integers(0, len(train_windows), cfg.seg_batch)
+            win = train_windows[pick]
             idx = data.first[win] + offsets[rng.integers(0, len(offsets), cfg.seg_batch)]
         x = torch.from_numpy(data.x[idx]).float() / 255.0
         tgt = torch.from_numpy(data.target[idx]).float() / 255.0
         if cfg.bg_swap > 0:
             x = _swap_background(x, tgt, gen, cfg.bg_swap)
         theta = _affine(len(idx), gen)
-        if means is None:
+        if not net.motion:
             x = as_model_frames(_photometric(_warp(x, theta), gen), spec)
         else:
             # Frame and mean side by side through one photometric draw: one camera's look.
-            bg = torch.from_numpy(means[win]).float() / 255.0
+            bg = torch.from_numpy(means[pick]).float() / 255.0
             both = _photometric(torch.cat([_warp(x, theta), _warp(bg, theta)], dim=3), gen)
             x, bg = both[..., : x.shape[3]], both[..., x.shape[3] :]
             x = with_motion(as_model_frames(x, spec), as_model_frames(bg, spec))
@@ -671,65 +673,49 @@ class FeatureBanks:
     refilmed: np.ndarray
     filmed_mirror: np.ndarray | None = None
     refilmed_mirror: np.ndarray | None = None
+    # Further re-filmed copies (each its own camera change and re-lighting), trained on only:
+    # validation stays the filmed and first re-filmed copy.
+    extra: list[np.ndarray] = field(default_factory=list)
 
 
 def feature_banks(
     net: SilhouetteNet, data: ClipFrames, spec: InputSpec, cfg: SilhouetteConfig,
     gen: torch.Generator,
 ) -> FeatureBanks:  # fmt: skip
-    """The banks `fit_temporal_head` reads, from the trained per-frame stage of `net`."""
+    """The banks `fit_temporal_head` reads, from the trained per-frame stage of `net`: per
+    frame (`frame_feature_bank`), or per window for motion nets (`window_feature_bank`: a
+    frame's motion channels depend on its window). One camera change per clip."""
     for p in net.parameters():
         p.requires_grad_(False)
     net.eval()
-    if net.motion:
-        return _window_banks(net, data, spec, cfg, gen)
-    thetas = _clip_thetas(data.frame_clip, gen)
+    owner = data.clip if net.motion else data.frame_clip  # the clip of each bank row
+    thetas = _clip_thetas(owner, gen)
     photo_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
 
-    def refilmed(x: np.ndarray, th: torch.Tensor, mirror: bool) -> np.ndarray:
-        # The same seed for the plain and the mirrored pass: the same re-lighting per frame.
-        photo = torch.Generator().manual_seed(photo_seed)
+    def bank(rows: np.ndarray | None, *, refilm: bool, mirror: bool) -> np.ndarray:
+        # Re-filming re-seeds the photometric draws, so the plain and the mirrored pass over
+        # the same rows get the same re-lighting (draws follow batch order).
+        th = photo = None
+        if refilm:
+            th = thetas if rows is None else thetas[torch.from_numpy(rows)]
+            photo = torch.Generator().manual_seed(photo_seed)
+        if net.motion:
+            return window_feature_bank(net, data, spec, windows=rows, theta=th,
+                                       photometric=photo, mirror=mirror, progress=cfg.progress)
+        x = data.x if rows is None else data.x[rows]
         return frame_feature_bank(net, x, spec, theta=th, photometric=photo, mirror=mirror,
                                   progress=cfg.progress)  # fmt: skip
 
-    banks = FeatureBanks(frame_feature_bank(net, data.x, spec, progress=cfg.progress),
-                         refilmed(data.x, thetas, False))  # fmt: skip
-    if net.tta_flip:
+    banks = FeatureBanks(bank(None, refilm=False, mirror=False),
+                         bank(None, refilm=True, mirror=False))  # fmt: skip
+    if net.tta_flip:  # mirrored banks for the validation clips only: they pick the threshold
         val_clips = np.unique(data.clip[_split_clips(data.clip, cfg.val_fraction, cfg.seed)])
-        rows = np.flatnonzero(np.isin(data.frame_clip, val_clips))
+        rows = np.flatnonzero(np.isin(owner, val_clips))
         banks.filmed_mirror = np.zeros_like(banks.filmed)
         banks.refilmed_mirror = np.zeros_like(banks.filmed)
-        banks.filmed_mirror[rows] = frame_feature_bank(net, data.x[rows], spec, mirror=True)
-        # Photometric draws follow batch order, so re-lighting matches only on the same rows.
-        plain = refilmed(data.x[rows], thetas[torch.from_numpy(rows)], False)
-        banks.refilmed[rows] = plain
-        banks.refilmed_mirror[rows] = refilmed(data.x[rows], thetas[torch.from_numpy(rows)], True)
-    return banks
-
-
-def _window_banks(
-    net: SilhouetteNet, data: ClipFrames, spec: InputSpec, cfg: SilhouetteConfig,
-    gen: torch.Generator,
-) -> FeatureBanks:  # fmt: skip
-    """`feature_banks` for motion nets: window-major banks, one camera change per clip."""
-    thetas = _clip_thetas(data.clip, gen)
-    photo_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
-
-    def refilmed(rows: np.ndarray | None, mirror: bool) -> np.ndarray:
-        photo = torch.Generator().manual_seed(photo_seed)
-        th = thetas if rows is None else thetas[torch.from_numpy(rows)]
-        return window_feature_bank(net, data, spec, windows=rows, theta=th, photometric=photo,
-                                   mirror=mirror, progress=cfg.progress)  # fmt: skip
-
-    banks = FeatureBanks(window_feature_bank(net, data, spec, progress=cfg.progress),
-                         refilmed(None, False))  # fmt: skip
-    if net.tta_flip:
-        rows = np.flatnonzero(_split_clips(data.clip, cfg.val_fraction, cfg.seed))
-        banks.filmed_mirror = np.zeros_like(banks.filmed)
-        banks.refilmed_mirror = np.zeros_like(banks.filmed)
-        banks.filmed_mirror[rows] = window_feature_bank(net, data, spec, windows=rows, mirror=True)
-        banks.refilmed[rows] = refilmed(rows, False)
-        banks.refilmed_mirror[rows] = refilmed(rows, True)
+        banks.filmed_mirror[rows] = bank(rows, refilm=False, mirror=True)
+        banks.refilmed[rows] = bank(rows, refilm=True, mirror=False)
+        banks.refilmed_mirror[rows] = bank(rows, refilm=True, mirror=True)
     return banks
 
 
@@ -748,10 +734,10 @@ def fit_temporal_head(
     if len(np.unique(data.y[train_w])) < 2:
         raise TrainingError(f"{cfg.role}: training split needs both classes")
     n = len(data.y)
-    feats = np.concatenate([_windows_of(banks.filmed, data, spec),
-                            _windows_of(banks.refilmed, data, spec)])  # fmt: skip
-    y = np.concatenate([data.y, data.y])
-    train_idx = np.concatenate([train_w, n + train_w])
+    copies = [banks.filmed, banks.refilmed, *banks.extra]
+    feats = np.concatenate([_windows_of(bank, data, spec) for bank in copies])
+    y = np.tile(data.y, len(copies))
+    train_idx = np.concatenate([k * n + train_w for k in range(len(copies))])
     # Validation scores both the clips as filmed and re-filmed: the threshold must hold
     # on cameras the training never saw, not just on the training preset's look.
     val_idx = np.concatenate([val_w, n + val_w])

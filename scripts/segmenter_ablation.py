@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.build_zoo import FULL, HELDOUT_SEED, _render_train
+from models.build_zoo import FULL, HELDOUT_SEED, render_train_frames
 from models.dataset import ClipFrames, clip_seeds, synth_clipframes
 from models.silhouette import (
     GEOM,
@@ -81,7 +81,7 @@ def main() -> None:
                         help="training-frame cache, as build_zoo --cache-dir")  # fmt: skip
     args = parser.parse_args()
     spec = silhouette_spec()
-    train = _render_train(FULL, True, args.cache_dir)["frames"]
+    train = render_train_frames(FULL, True, args.cache_dir)
     held = synth_clipframes(clip_seeds(HELDOUT_SEED, FULL.heldout_clips), "heldout", spec,
                             target_stride=TARGET_STRIDE)  # fmt: skip
     windows = np.sort(np.random.default_rng(1).choice(len(held.first), args.windows,
