@@ -66,6 +66,10 @@ class BuildConfig:
     cloud_head_epochs: int = 60
     cloud_width: int = 16
     cloud_tta_flip: bool = True  # the cloud averages each window with its mirror image
+    # Temporal heads of the cloud, fitted one after another on the same features and
+    # averaged: on the shipped segmenter, single heads scored held-out clip F1 0.78-0.84 by
+    # head seed alone, three averaged 0.85 (docs/MODEL_EXPERIMENTS.md, session 8).
+    cloud_heads: int = 5
     # Share of the cloud segmenter's training frames whose background is replaced
     # (models.silhouette._swap_background); 0 turns it off.
     cloud_bg_swap: float = 0.0
@@ -84,6 +88,7 @@ FULL = BuildConfig()
 QUICK = BuildConfig(
     train_clips=60, pool_clips=30, fresh_pool_clips=20, heldout_clips=40, edge_seg_minutes=0.5,
     edge_head_epochs=5, edge_width=4, cloud_seg_minutes=1.0, cloud_head_epochs=5, cloud_width=8,
+    cloud_heads=2,
 )  # fmt: skip
 
 
@@ -337,7 +342,7 @@ def _train_role(
         width=cfg.edge_width if edge else cfg.cloud_width,
         hidden=cfg.edge_hidden if edge else 64, seg_batch=64 if edge else 32,
         decision="window_errors" if edge else "clip_f1", role=role,
-        tta_flip=False if edge else cfg.cloud_tta_flip,
+        tta_flip=False if edge else cfg.cloud_tta_flip, heads=1 if edge else cfg.cloud_heads,
         bg_swap=0.0 if edge else cfg.cloud_bg_swap, motion=not edge and cfg.cloud_motion,
         seed=cfg.seed, threads=cfg.train_threads, progress=progress,
     )  # fmt: skip
@@ -348,7 +353,8 @@ def _train_role(
         role=role, name=f"fallwatch-{role}", version=VERSION, input=spec, seed=cfg.seed,
         trained_at=_now(), flops=macs,
         extra={"fallwatch.decision": json.dumps(
-            {"val_threshold": res.threshold, "val_clip_f1": res.val_clip_f1,
+            {"val_threshold": res.threshold, "head_thresholds": res.thresholds,
+             "val_clip_f1": res.val_clip_f1,
              "folded_into_logits": True})},
     )  # fmt: skip
     stamped = export_video_model(res.net, meta, out / f"{role}.onnx", with_embedding=edge)
@@ -361,6 +367,7 @@ def _train_role(
         "val_clip_f1": res.val_clip_f1, "val_window_acc": res.val_window_acc,
         "val_auc": res.val_auc, "frames": len(frames.x), "windows": len(frames.y),
         "sha256": stamped.sha256, "width": scfg.width, "tta_flip": scfg.tta_flip,
+        "heads": scfg.heads, "head_thresholds": res.thresholds,
         "motion": scfg.motion,
         "history": res.history,
     }  # fmt: skip
@@ -441,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cloud-motion", action=argparse.BooleanOptionalAction, default=None,
                         help="the cloud's segmenter also sees each frame minus its window's "
                              f"mean (default {'on' if FULL.cloud_motion else 'off'})")  # fmt: skip
+    parser.add_argument("--cloud-heads", type=int, default=None,
+                        help="temporal heads the cloud averages (default "
+                             f"{FULL.cloud_heads})")  # fmt: skip
     parser.add_argument("--seed", type=int, default=None,
                         help="training and distillation seed (default 0); held-out F1 moves by "
                              "several points between seeds (docs/MODEL_EXPERIMENTS.md)")  # fmt: skip
@@ -492,6 +502,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, cloud_bg_swap=args.cloud_bg_swap)
     if args.cloud_motion is not None:
         cfg = replace(cfg, cloud_motion=args.cloud_motion)
+    if args.cloud_heads is not None:
+        if args.cloud_heads < 1:
+            parser.error("--cloud-heads must be at least 1")
+        cfg = replace(cfg, cloud_heads=args.cloud_heads)
     if args.seed is not None:
         cfg = replace(cfg, seed=args.seed)
     if args.train_clips:

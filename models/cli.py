@@ -60,6 +60,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if (args.data is None) == (args.synth is None):
         print("train: give exactly one of --data DIR or --synth N", file=sys.stderr)
         return 2
+    if args.heads is not None and args.heads < 1:
+        print("train: --heads must be at least 1", file=sys.stderr)
+        return 2
     role = args.role
     edge = role == "edge"
     spec = edge_silhouette_spec() if edge else silhouette_spec()
@@ -77,6 +80,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seg_batch=64 if edge else 32, decision="window_errors" if edge else "clip_f1",
         role=role, tta_flip=not edge and not args.no_tta, seed=args.seed, threads=args.threads,
         motion=not edge and (FULL.cloud_motion if args.motion is None else args.motion),
+        heads=args.heads if args.heads is not None else (1 if edge else FULL.cloud_heads),
     )  # fmt: skip
     res = train_silhouette_cloud(frames, spec, cfg, segmenter=segmenter)
     example = torch.zeros(1, spec.channels, spec.frames, spec.height, spec.width)
@@ -85,6 +89,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         role=role, name=args.name or f"fallwatch-{role}", version=args.version, input=spec,
         seed=args.seed, trained_at=datetime.now(UTC).isoformat(timespec="seconds"), flops=macs,
         extra={"fallwatch.decision": json.dumps({"val_threshold": res.threshold,
+                                                 "head_thresholds": res.thresholds,
                                                  "val_clip_f1": res.val_clip_f1})},
     )  # fmt: skip
     stamped = export_video_model(res.net, meta, args.out, with_embedding=edge)
@@ -142,6 +147,8 @@ def add_model_commands(subparsers: Any) -> None:
                    help="with --data: pretrained per-frame stage (.npz; default the zoo's "
                         "edge_segmenter.npz / cloud_segmenter.npz)")  # fmt: skip
     p.add_argument("--no-tta", action="store_true", help="cloud: no test-time mirroring")
+    p.add_argument("--heads", type=int, default=None,
+                   help="temporal heads averaged (default: edge 1, cloud as `make models`)")
     p.add_argument("--motion", action=argparse.BooleanOptionalAction, default=None,
                    help="cloud, with --synth: the segmenter also sees each frame minus its "
                         "window's mean (default: as `make models`); with --data it follows "

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -118,12 +118,56 @@ def with_motion(frames: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
     return torch.cat([frames, (frames - background + 0.5).clamp(0.0, 1.0)], dim=1)
 
 
+class TemporalHead(nn.Module):
+    """One temporal classifier on window tracks (`SilhouetteNet.window_features`): dilated
+    1D convs → mean- and max-pooled embedding → fall logits, plus its own `fall_bias`, the
+    decision threshold picked on validation and folded in (argmax = the calibrated decision)."""
+
+    def __init__(self, nin: int, hidden: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(nin)
+        self.temporal = nn.Sequential(
+            nn.Conv1d(nin, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(hidden, hidden, 3, padding=2, dilation=2),
+            nn.ReLU(),
+            nn.Conv1d(hidden, hidden, 3, padding=4, dilation=4),
+            nn.ReLU(),
+        )
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(2 * hidden, 2)
+        self.register_buffer("fall_bias", torch.zeros(()))
+
+    def _one(self, tracks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.temporal(self.norm(tracks))
+        emb = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
+        logits: torch.Tensor = self.head(self.dropout(emb))
+        return logits, emb
+
+    def forward(
+        self, tracks: torch.Tensor, mirrored: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window tracks `[N,F,T]` (and those of the mirrored frames) → (logits `[N,2]` with
+        the fall bias, embedding); with `mirrored`, both views are averaged before the bias
+        is added, so the folded threshold means the same with and without mirroring."""
+        logits, emb = self._one(tracks)
+        if mirrored is not None:
+            logits_m, emb_m = self._one(mirrored)
+            logits, emb = 0.5 * (logits + logits_m), 0.5 * (emb + emb_m)
+        bias = self.get_buffer("fall_bias")
+        return logits + torch.stack([torch.zeros_like(bias), bias]), emb
+
+
 class SilhouetteNet(nn.Module):
-    """Per-frame perception + geometry + temporal classifier; `forward` → (logits, embedding)."""
+    """Per-frame perception + geometry + temporal classifier(s); `forward` → (logits, embedding).
+
+    With `heads` > 1 the temporal stage is an ensemble: each head is fitted with its own
+    initialisation and batches and folds its own threshold; logits and embeddings are
+    averaged, so the decision is the heads' mean margin over their thresholds."""
 
     def __init__(
         self, width: int = 16, hidden: int = 64, in_channels: int = 3, tta_flip: bool = False,
-        motion: bool = False,
+        motion: bool = False, heads: int = 1,
     ) -> None:  # fmt: skip
         super().__init__()
         self.width = w = width
@@ -138,19 +182,10 @@ class SilhouetteNet(nn.Module):
         self.fuse3 = _cbr(7 * w, 3 * w, k=1)
         self.fuse = nn.Sequential(_cbr(5 * w, 2 * w, k=1), _cbr(2 * w, 2 * w))
         self.maps = nn.Conv2d(2 * w, 1 + N_KEY, 1)  # silhouette logit, one heatmap per joint
+        if heads < 1:
+            raise ValueError(f"SilhouetteNet: heads must be >= 1, got {heads}")
         nin = FRAME_FEATURES + WINDOW_EXTRA
-        self.norm = nn.BatchNorm1d(nin)
-        self.temporal = nn.Sequential(
-            nn.Conv1d(nin, hidden, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv1d(hidden, hidden, 3, padding=2, dilation=2),
-            nn.ReLU(),
-            nn.Conv1d(hidden, hidden, 3, padding=4, dilation=4),
-            nn.ReLU(),
-        )
-        self.dropout = nn.Dropout(0.3)
-        self.head = nn.Linear(2 * hidden, 2)
-        self.register_buffer("fall_bias", torch.zeros(()))
+        self.heads = nn.ModuleList([TemporalHead(nin, hidden) for _ in range(heads)])
 
     # -- stage 1: per-frame maps ---------------------------------------------------------
     def segment(self, frames: torch.Tensor) -> torch.Tensor:
@@ -228,26 +263,25 @@ class SilhouetteNet(nn.Module):
         axis = torch.stack([ax / ext, ay / ext], dim=2)
         return torch.cat([per_frame, rel_x, rel_y, axis, sil], dim=2).transpose(1, 2)
 
-    def _classify_one(self, per_frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.temporal(self.norm(self.window_features(per_frame)))
-        emb = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
-        logits: torch.Tensor = self.head(self.dropout(emb))
-        return logits, emb
-
     def classify(
-        self, per_frame: torch.Tensor, mirrored: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-frame features `[N,T,F]` → (logits `[N,2]` with the fall bias, embedding).
+        self, per_frame: torch.Tensor, mirrored: torch.Tensor | None = None,
+        heads: Sequence[int] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Per-frame features `[N,T,F]` → (logits `[N,2]` with the fall biases, embedding),
+        averaged over the heads (`heads`: only those, for fitting one at a time).
 
-        With `mirrored` (the features of the mirrored frames) logits and embeddings of both
-        are averaged before the bias is added, so the folded threshold means the same thing
-        with and without test-time mirroring."""
-        logits, emb = self._classify_one(per_frame)
-        if mirrored is not None:
-            logits_m, emb_m = self._classify_one(mirrored)
-            logits, emb = 0.5 * (logits + logits_m), 0.5 * (emb + emb_m)
-        bias = self.get_buffer("fall_bias")
-        return logits + torch.stack([torch.zeros_like(bias), bias]), emb
+        With `mirrored` (the features of the mirrored frames) each head averages both views
+        before its bias is added (`TemporalHead.forward`)."""
+        tracks = self.window_features(per_frame)
+        tracks_m = None if mirrored is None else self.window_features(mirrored)
+        picked = range(len(self.heads)) if heads is None else heads
+        outs: list[tuple[torch.Tensor, torch.Tensor]] = [self.heads[k](tracks, tracks_m)
+                                                         for k in picked]  # fmt: skip
+        if len(outs) == 1:
+            return outs[0]
+        logits = torch.stack([o[0] for o in outs]).mean(dim=0)
+        emb = torch.stack([o[1] for o in outs]).mean(dim=0)
+        return logits, emb
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.motion:
@@ -271,6 +305,7 @@ class SilhouetteConfig:
     lr: float = 3e-3
     width: int = 16
     hidden: int = 64  # temporal channels; the embedding has twice as many
+    heads: int = 1  # temporal heads averaged (an ensemble over head seeds)
     seed: int = 0
     # Decision threshold picked on validation: best clip-level F1 (a model deciding alone)
     # or fewest wrong windows (the edge, whose doubtful windows the cloud decides).
@@ -293,7 +328,7 @@ class SilhouetteConfig:
 @dataclass
 class SilhouetteResult:
     net: SilhouetteNet
-    threshold: float
+    thresholds: list[float]  # each head's validation threshold, folded into its fall_bias
     val_clip_f1: float
     val_window_acc: float
     val_auc: float
@@ -302,6 +337,11 @@ class SilhouetteResult:
     head_epochs: int
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def threshold(self) -> float:
+        """The heads' mean threshold (the one threshold of a single-head net), for reports."""
+        return float(np.mean(self.thresholds))
 
 
 _PERMUTATIONS = torch.tensor([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
@@ -648,16 +688,18 @@ def _windows_of(bank: np.ndarray, data: ClipFrames, spec: InputSpec,
 
 
 def head_scores(
-    net: SilhouetteNet, feats: np.ndarray, mirrored: np.ndarray | None = None, batch: int = 512
-) -> np.ndarray:
-    """p_fall of windows of per-frame features `[N,T,F]` (with the folded bias, if any),
-    averaged with their mirrored frames' features when given (test-time mirroring)."""
+    net: SilhouetteNet, feats: np.ndarray, mirrored: np.ndarray | None = None, batch: int = 512,
+    heads: Sequence[int] | None = None,
+) -> np.ndarray:  # fmt: skip
+    """p_fall of windows of per-frame features `[N,T,F]` (with the folded biases, if any),
+    averaged with their mirrored frames' features when given (test-time mirroring), from
+    every head or only `heads`."""
     net.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(feats), batch):
             m = None if mirrored is None else torch.from_numpy(mirrored[i : i + batch])
-            logits, _ = net.classify(torch.from_numpy(feats[i : i + batch]), m)
+            logits, _ = net.classify(torch.from_numpy(feats[i : i + batch]), m, heads)
             out.append(torch.softmax(logits, dim=1)[:, 1].numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
@@ -719,54 +761,73 @@ def feature_banks(
     return banks
 
 
-def fit_temporal_head(
-    net: SilhouetteNet, data: ClipFrames, banks: FeatureBanks, spec: InputSpec,
-    cfg: SilhouetteConfig, gen: torch.Generator, rng: np.random.Generator,
-) -> tuple[float, float, float, float, list[dict[str, float]]]:  # fmt: skip
-    """Stage B on per-frame feature banks (`feature_banks`): windows are cut from them, so an
-    epoch costs seconds. Returns (threshold, val clip F1, val window acc, val AUC, history).
-    Validation numbers cover the validation clips as filmed and re-filmed, scored as the
-    exported model scores them (mirrored too when `net.tta_flip`). Folds the threshold into
-    `net.fall_bias`; `net` ends in eval mode."""
-    t0 = time.monotonic()
+@dataclass
+class _StageB:
+    """Stage B's windows: every bank copy's windows stacked (`feats`, `y`), the training rows,
+    and the validation rows with their clips (and mirrored features)."""
+
+    feats: np.ndarray
+    y: np.ndarray
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    val_clip: np.ndarray
+    val_clip_label: np.ndarray
+    val_mirror: np.ndarray | None
+
+
+def _stage_b_windows(
+    data: ClipFrames, banks: FeatureBanks, spec: InputSpec, cfg: SilhouetteConfig
+) -> _StageB:
     is_val = _split_clips(data.clip, cfg.val_fraction, cfg.seed)
     train_w, val_w = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     if len(np.unique(data.y[train_w])) < 2:
         raise TrainingError(f"{cfg.role}: training split needs both classes")
     n = len(data.y)
     copies = [banks.filmed, banks.refilmed, *banks.extra]
-    feats = np.concatenate([_windows_of(bank, data, spec) for bank in copies])
-    y = np.tile(data.y, len(copies))
-    train_idx = np.concatenate([k * n + train_w for k in range(len(copies))])
-    # Validation scores both the clips as filmed and re-filmed: the threshold must hold
-    # on cameras the training never saw, not just on the training preset's look.
-    val_idx = np.concatenate([val_w, n + val_w])
-    val_clip = np.concatenate([data.clip[val_w], data.clip[val_w] + int(data.clip.max()) + 1])
-    val_clip_label = np.concatenate([data.clip_label[val_w], data.clip_label[val_w]])
     val_mirror = None
     if banks.filmed_mirror is not None and banks.refilmed_mirror is not None:
         val_mirror = np.concatenate([_windows_of(banks.filmed_mirror, data, spec, val_w),
                                      _windows_of(banks.refilmed_mirror, data, spec, val_w)])
-    head_params = [p for n, p in net.named_parameters()
-                   if n.split(".")[0] in ("norm", "temporal", "head")]  # fmt: skip
-    for p in head_params:
+    # Validation scores both the clips as filmed and re-filmed: the threshold must hold
+    # on cameras the training never saw, not just on the training preset's look.
+    return _StageB(
+        feats=np.concatenate([_windows_of(bank, data, spec) for bank in copies]),
+        y=np.tile(data.y, len(copies)),
+        train_idx=np.concatenate([k * n + train_w for k in range(len(copies))]),
+        val_idx=np.concatenate([val_w, n + val_w]),
+        val_clip=np.concatenate([data.clip[val_w], data.clip[val_w] + int(data.clip.max()) + 1]),
+        val_clip_label=np.concatenate([data.clip_label[val_w], data.clip_label[val_w]]),
+        val_mirror=val_mirror,
+    )
+
+
+def _fit_head(
+    net: SilhouetteNet, k: int, sb: _StageB, cfg: SilhouetteConfig, gen: torch.Generator,
+    rng: np.random.Generator, history: list[dict[str, float]], t0: float,
+) -> float:  # fmt: skip
+    """Fit head `k` alone: best epoch by validation window AUC, then its threshold (best clip
+    F1 or fewest wrong windows, `cfg.decision`) folded into its `fall_bias`. Returns it."""
+    head = cast(TemporalHead, net.heads[k])
+    params = list(head.parameters())
+    for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(head_params, lr=cfg.lr, weight_decay=1e-3)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-3)
+    y, train_idx = sb.y, sb.train_idx
     pos, neg = train_idx[y[train_idx] == 1], train_idx[y[train_idx] == 0]
     steps = max(1, len(train_idx) // cfg.head_batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr,
                                                 total_steps=steps * cfg.head_epochs)  # fmt: skip
     n_pos = max(1, round(cfg.head_batch * cfg.pos_share))
-    best_auc, best_state, history = -1.0, None, []
+    has_val = len(sb.val_idx) > 0
+    best_auc, best_state = -1.0, None
     for epoch in range(1, cfg.head_epochs + 1):
-        for part in (net.norm, net.temporal, net.dropout):
-            part.train()
+        head.train()
         total = 0.0
         for _ in range(steps):
             idx = np.concatenate([rng.choice(pos, n_pos), rng.choice(neg, cfg.head_batch - n_pos)])
-            xb = torch.from_numpy(feats[idx])
+            xb = torch.from_numpy(sb.feats[idx])
             xb = xb + 0.01 * torch.randn(xb.shape, generator=gen)
-            logits, _ = net.classify(xb)
+            logits, _ = net.classify(xb, heads=[k])
             loss = F.cross_entropy(logits, torch.from_numpy(y[idx]), label_smoothing=0.05)
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]  # torch stubs leave it untyped
@@ -774,31 +835,59 @@ def fit_temporal_head(
             sched.step()
             total += float(loss.detach())
         net.eval()
-        p_val = head_scores(net, feats[val_idx], val_mirror)
-        auc = roc_auc(p_val, y[val_idx] == 1) if len(val_w) else float(epoch)
-        history.append({"epoch": epoch, "train_loss": total / steps, "val_auc": auc,
+        p_val = head_scores(net, sb.feats[sb.val_idx], sb.val_mirror, heads=[k])
+        auc = roc_auc(p_val, y[sb.val_idx] == 1) if has_val else float(epoch)
+        history.append({"head": k, "epoch": epoch, "train_loss": total / steps, "val_auc": auc,
                         "elapsed_s": time.monotonic() - t0})  # fmt: skip
         if epoch % 10 == 0 or epoch == cfg.head_epochs:
-            print(f"[train] {cfg.role} head epoch {epoch}: loss={total / steps:.4f} val_auc={auc:.4f}")
+            print(f"[train] {cfg.role} head {k} epoch {epoch}: loss={total / steps:.4f} "
+                  f"val_auc={auc:.4f}")  # fmt: skip
         if auc > best_auc:
             best_auc = auc
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            best_state = {n: v.detach().clone() for n, v in head.state_dict().items()}
     if best_state is not None:
-        net.load_state_dict(best_state)
+        head.load_state_dict(best_state)
+    for p in params:
+        p.requires_grad_(False)
     net.eval()
-    threshold, val_f1, val_acc = 0.5, float("nan"), float("nan")
-    if len(val_w):
-        p_val = head_scores(net, feats[val_idx], val_mirror)
+    threshold = 0.5
+    if has_val:
+        p_val = head_scores(net, sb.feats[sb.val_idx], sb.val_mirror, heads=[k])
         if cfg.decision == "clip_f1":
-            threshold = best_clip_threshold(p_val, val_clip, val_clip_label)
+            threshold = best_clip_threshold(p_val, sb.val_clip, sb.val_clip_label)
         else:
-            threshold = best_window_threshold(p_val, y[val_idx])
-        val_f1 = clip_f1_at(p_val, val_clip, val_clip_label, threshold)
-        val_acc = float(np.mean((p_val >= threshold) == (y[val_idx] == 1)))
-    net.get_buffer("fall_bias").fill_(math.log((1.0 - threshold) / threshold))
-    print(f"[train] {cfg.role} head: val window AUC {best_auc:.3f}, threshold {threshold:.3f}, "
-          f"val clip F1 {val_f1:.3f}, val window acc {val_acc:.3f}")  # fmt: skip
-    return threshold, val_f1, val_acc, best_auc, history
+            threshold = best_window_threshold(p_val, y[sb.val_idx])
+    head.get_buffer("fall_bias").fill_(math.log((1.0 - threshold) / threshold))
+    return threshold
+
+
+def fit_temporal_head(
+    net: SilhouetteNet, data: ClipFrames, banks: FeatureBanks, spec: InputSpec,
+    cfg: SilhouetteConfig, gen: torch.Generator, rng: np.random.Generator,
+) -> tuple[list[float], float, float, float, list[dict[str, float]]]:  # fmt: skip
+    """Stage B on per-frame feature banks (`feature_banks`): windows are cut from them, so an
+    epoch costs seconds. Each of `net.heads` is fitted in turn (`_fit_head`: its own
+    initialisation and batches, its own threshold folded into its bias).
+
+    Returns (each head's threshold, val clip F1, val window acc, val AUC, history); the
+    validation numbers are the whole net's, every head averaged as the exported model
+    decides, on the validation clips as filmed and re-filmed (mirrored too when
+    `net.tta_flip`). `net` ends in eval mode."""
+    t0 = time.monotonic()
+    sb = _stage_b_windows(data, banks, spec, cfg)
+    history: list[dict[str, float]] = []
+    thresholds = [_fit_head(net, k, sb, cfg, gen, rng, history, t0) for k in range(len(net.heads))]
+    val_f1 = val_acc = auc = float("nan")
+    if len(sb.val_idx):
+        p_val = head_scores(net, sb.feats[sb.val_idx], sb.val_mirror)  # folded: decide at 0.5
+        truth = sb.y[sb.val_idx] == 1
+        auc = roc_auc(p_val, truth)
+        val_f1 = clip_f1_at(p_val, sb.val_clip, sb.val_clip_label, 0.5)
+        val_acc = float(np.mean((p_val >= 0.5) == truth))
+    print(f"[train] {cfg.role} temporal stage ({len(net.heads)} head(s)): val window AUC "
+          f"{auc:.3f}, thresholds {', '.join(f'{t:.3f}' for t in thresholds)}, val clip F1 "
+          f"{val_f1:.3f}, val window acc {val_acc:.3f}")  # fmt: skip
+    return thresholds, val_f1, val_acc, auc, history
 
 
 def train_silhouette_cloud(
@@ -820,10 +909,10 @@ def train_silhouette_cloud(
     else:
         seg_steps, seg_secs = _stage_a(net, data, spec, cfg, gen, rng)
     banks = feature_banks(net, data, spec, cfg, gen)
-    threshold, val_f1, val_acc, auc, history = fit_temporal_head(net, data, banks, spec, cfg,
-                                                                 gen, rng)  # fmt: skip
+    thresholds, val_f1, val_acc, auc, history = fit_temporal_head(net, data, banks, spec, cfg,
+                                                                  gen, rng)  # fmt: skip
     secs = time.monotonic() - t0
-    return SilhouetteResult(net, threshold, val_f1, val_acc, auc, seg_steps, seg_secs,
+    return SilhouetteResult(net, thresholds, val_f1, val_acc, auc, seg_steps, seg_secs,
                             cfg.head_epochs, secs, history)  # fmt: skip
 
 
@@ -843,7 +932,7 @@ def _seeded_net(
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = SilhouetteNet(width=cfg.width, hidden=cfg.hidden, in_channels=spec.channels,
-                        tta_flip=cfg.tta_flip, motion=motion)  # fmt: skip
+                        tta_flip=cfg.tta_flip, motion=motion, heads=cfg.heads)  # fmt: skip
     return net, gen, rng
 
 

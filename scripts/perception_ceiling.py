@@ -68,7 +68,7 @@ def main() -> None:
     cfg = SilhouetteConfig(progress=False)
     gen, rng = torch.Generator().manual_seed(0), np.random.default_rng(0)
     banks = FeatureBanks(bank, bank)  # the truth has no camera to re-film
-    thr, val_f1, _, val_auc, _ = fit_temporal_head(net, train, banks, spec, cfg, gen, rng)
+    (thr,), val_f1, _, val_auc, _ = fit_temporal_head(net, train, banks, spec, cfg, gen, rng)
     # The validation threshold is folded into the net: p >= 0.5 is its decision.
     p = head_scores(net, window_stack(perfect_bank(held), held.first, spec))
     best = best_clip_threshold(p, held.clip, held.clip_label)

@@ -104,7 +104,7 @@ def test_export_runs_in_onnxruntime_and_segmenter_weights_round_trip(tmp_path: P
     other = SilhouetteNet(width=4, hidden=8)
     load_segmenter(other, tmp_path / "seg.npz")
     assert torch.equal(other.enc1[0].weight, net.enc1[0].weight)
-    assert not torch.equal(other.head.weight, net.head.weight)  # the head is not in the file
+    assert not torch.equal(other.heads[0].head.weight, net.heads[0].head.weight)  # not in the file
     from models.errors import TrainingError
 
     with pytest.raises(TrainingError):
@@ -244,3 +244,52 @@ def test_motion_net_trains_on_what_it_exports_and_stamps_its_segmenter(tmp_path:
         load_segmenter(SilhouetteNet(width=4, hidden=8), tmp_path / "seg.npz")
     save_segmenter(SilhouetteNet(width=4, hidden=8), tmp_path / "plain.npz")
     assert not segmenter_has_motion(tmp_path / "plain.npz")
+
+
+def test_several_heads_decide_by_their_mean_margin_and_each_keeps_its_threshold(
+    tmp_path: Path,
+) -> None:
+    """An ensemble of temporal heads: the net's logits are the heads' means (each with its own
+    folded bias), stage B fits every head and folds its own threshold, and the exported
+    chain computes the same thing."""
+    import math
+
+    from models.dataset import clip_seeds, synth_clipframes
+    from models.export import export_video_model
+    from models.metadata import ModelMeta
+    from models.silhouette import (
+        SilhouetteConfig,
+        SilhouetteNet,
+        feature_banks,
+        fit_temporal_head,
+        head_scores,
+        silhouette_spec,
+        window_stack,
+    )
+
+    with pytest.raises(ValueError, match="heads"):
+        SilhouetteNet(width=4, hidden=8, heads=0)
+    spec = silhouette_spec()
+    data = synth_clipframes(clip_seeds(11, 6), "train", spec, workers=1, progress=False)
+    assert 0 < data.y.sum() < len(data.y)
+    torch.manual_seed(0)
+    net = SilhouetteNet(width=4, hidden=8, heads=3)
+    cfg = SilhouetteConfig(head_epochs=2, width=4, hidden=8, heads=3, threads=1, progress=False,
+                           val_fraction=0.34)  # fmt: skip
+    gen, rng = torch.Generator().manual_seed(0), np.random.default_rng(0)
+    banks = feature_banks(net, data, spec, cfg, gen)
+    thresholds, _, _, _, history = fit_temporal_head(net, data, banks, spec, cfg, gen, rng)
+    assert len(thresholds) == 3 and {h["head"] for h in history} == {0, 1, 2}
+    for head, t in zip(net.heads, thresholds, strict=True):
+        assert math.isclose(float(head.get_buffer("fall_bias")), math.log((1 - t) / t), rel_tol=1e-5)
+    # Heads differ (own initialisation and batches), and the net averages their logits.
+    assert not torch.equal(net.heads[0].head.weight, net.heads[1].head.weight)
+    feats = torch.from_numpy(window_stack(banks.filmed, data.first, spec))
+    with torch.no_grad():
+        each = torch.stack([net.classify(feats, heads=[k])[0] for k in range(3)])
+        both, emb = net.classify(feats)
+    assert torch.allclose(both, each.mean(dim=0), atol=1e-6) and emb.shape == (len(feats), 16)
+    margin = (each[..., 1] - each[..., 0]).mean(dim=0).numpy()
+    assert np.array_equal(head_scores(net, feats.numpy()) >= 0.5, margin >= 0)
+    meta = ModelMeta(role="cloud", name="t-cloud", version="0", input=spec, seed=0)
+    export_video_model(net, meta, tmp_path / "c.onnx", with_embedding=False)  # checks 1e-4

@@ -41,9 +41,10 @@ def test_train_export_distil_evaluate_chain(tmp_path: Path) -> None:
         cfg = SilhouetteConfig(seg_steps=3, seg_batch=4, head_epochs=2, width=4, hidden=8,
                                threads=1, progress=False, role=role,
                                decision="window_errors" if role == "edge" else "clip_f1",
-                               tta_flip=role == "cloud", motion=role == "cloud")  # fmt: skip
+                               tta_flip=role == "cloud", motion=role == "cloud",
+                               heads=2 if role == "cloud" else 1)  # fmt: skip
         res = train_silhouette_cloud(frames, specs[role], cfg)
-        assert 0.0 < res.threshold < 1.0
+        assert len(res.thresholds) == cfg.heads and all(0.0 < t < 1.0 for t in res.thresholds)
         paths[role] = tmp_path / f"{role}.onnx"
         meta = ModelMeta(role=role, name=f"smoke-{role}", version="0", input=specs[role], seed=0)
         export_video_model(res.net, meta, paths[role], with_embedding=role == "edge")
