@@ -715,9 +715,6 @@ class FeatureBanks:
     refilmed: np.ndarray
     filmed_mirror: np.ndarray | None = None
     refilmed_mirror: np.ndarray | None = None
-    # Further re-filmed copies (each its own camera change and re-lighting), trained on only:
-    # validation stays the filmed and first re-filmed copy.
-    extra: list[np.ndarray] = field(default_factory=list)
 
 
 def feature_banks(
@@ -783,7 +780,7 @@ def _stage_b_windows(
     if len(np.unique(data.y[train_w])) < 2:
         raise TrainingError(f"{cfg.role}: training split needs both classes")
     n = len(data.y)
-    copies = [banks.filmed, banks.refilmed, *banks.extra]
+    copies = [banks.filmed, banks.refilmed]
     val_mirror = None
     if banks.filmed_mirror is not None and banks.refilmed_mirror is not None:
         val_mirror = np.concatenate([_windows_of(banks.filmed_mirror, data, spec, val_w),
