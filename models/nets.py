@@ -13,6 +13,8 @@ Imported only by training/export code; the runtime never imports torch.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -69,13 +71,14 @@ class ExportWrapper(nn.Module):
 
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-adds of conv and linear layers for one forward pass of `example` (batch 1)."""
+    """Multiply-adds of conv (1D, 2D, 3D) and linear layers for one forward pass of `example`
+    (batch 1)."""
     total = 0
 
     def conv_hook(mod: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
-        assert isinstance(mod, nn.Conv2d)
-        k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
+        assert isinstance(mod, nn.Conv1d | nn.Conv2d | nn.Conv3d)
+        k = math.prod(mod.kernel_size) * (mod.in_channels // mod.groups)
         total += int(out.numel()) * k
 
     def linear_hook(mod: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
@@ -85,7 +88,7 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
 
     handles = []
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d):
             handles.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):
             handles.append(m.register_forward_hook(linear_hook))

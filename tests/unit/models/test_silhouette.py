@@ -293,3 +293,18 @@ def test_several_heads_decide_by_their_mean_margin_and_each_keeps_its_threshold(
     assert np.array_equal(head_scores(net, feats.numpy()) >= 0.5, margin >= 0)
     meta = ModelMeta(role="cloud", name="t-cloud", version="0", input=spec, seed=0)
     export_video_model(net, meta, tmp_path / "c.onnx", with_embedding=False)  # checks 1e-4
+
+
+def test_count_macs_counts_1d_convolutions_so_every_temporal_head_is_in_the_compute() -> None:
+    from torch import nn
+
+    from models.nets import count_macs
+    from models.silhouette import FRAME_FEATURES, WINDOW_EXTRA, SilhouetteNet
+
+    toy = nn.Sequential(nn.Conv1d(4, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 16, 2))
+    assert count_macs(toy, torch.zeros(1, 4, 16)) == 16 * 8 * 4 * 3 + 2 * 8 * 16
+    x = torch.zeros(1, 3, 16, 96, 128)
+    one, three = (count_macs(SilhouetteNet(width=4, hidden=8, heads=k), x) for k in (1, 3))
+    per_head = count_macs(SilhouetteNet(width=4, hidden=8).heads[0],
+                          torch.zeros(1, FRAME_FEATURES + WINDOW_EXTRA, 16))  # fmt: skip
+    assert per_head > 0 and three - one == 2 * per_head
