@@ -92,6 +92,12 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
     )
     t = report["timing"]
     e, c = m["edge"], m["cloud"]
+    head_thresholds = c.get("head_thresholds", [])
+    heads_note = (f"; {len(head_thresholds)} temporal heads averaged (each with its own threshold)"
+                  if len(head_thresholds) > 1 else "")  # fmt: skip
+    thresholds_note = (f"; the mean of its {len(head_thresholds)} heads: "
+                       + ", ".join(f"{t:.3f}" for t in head_thresholds)
+                       if len(head_thresholds) > 1 else "")  # fmt: skip
     lines = [
         "# fallwatch model zoo — model card",
         "",
@@ -117,8 +123,7 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         f"per-frame geometry: silhouette coverage, centroid, spread, tilt, head position "
         f"relative to the body; per window: every joint relative to the mean pelvis in units "
         f"of the longest head-to-ankle extent, the body axis, silhouette height and width over "
-        f"their window maxima"
-        f"{f'; {heads} temporal heads averaged (each with its own threshold)' if (heads := c.get('heads', 1)) > 1 else ''} "
+        f"their window maxima{heads_note} "
         f"| {c['params']:,} | {c['macs'] / 1e6:.1f} M | {t['cloud_ms']:.3f} (preprocess + inference) |",
         f"| switcher.onnx | switcher | MLP {dmd['n_features']}→32→32→1 on edge probabilities, "
         f"entropy, margin, logit, 7 frame statistics and the 32-d edge embedding | — | "
@@ -164,9 +169,8 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         f"window ROC AUC (edge {e.get('val_auc', float('nan')):.3f}, cloud "
         f"{c.get('val_auc', float('nan')):.3f}); the threshold chosen on it is folded into the "
         f"fall logit — edge {e['val_threshold']:.3f} (fewest wrong windows: the cloud fixes the "
-        f"rest), cloud {c['val_threshold']:.3f} (best clip-level F1"
-        f"{f'; the mean of its {len(ht)} heads: ' + ', '.join(f'{x:.3f}' for x in ht) if len(ht := c.get('head_thresholds', [])) > 1 else ''}"
-        f"); validation clip F1 edge "
+        f"rest), cloud {c['val_threshold']:.3f} (best clip-level F1{thresholds_note}); "
+        f"validation clip F1 edge "
         f"{e['val_clip_f1']:.3f}, cloud {c['val_clip_f1']:.3f}. Whole training: edge "
         f"{e['train_seconds']:.0f}s, cloud {c['train_seconds']:.0f}s; seed {cfg['seed']}.",
         f"- DMD pool: {cfg['pool_clips']} further `train`-preset clips, `clip_seed(2000000, i)`, "

@@ -70,6 +70,9 @@ class ExportWrapper(nn.Module):
         return (probs, emb) if self.with_embedding else (probs,)
 
 
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     """Multiply-adds of conv (1D, 2D, 3D) and linear layers for one forward pass of `example`
     (batch 1)."""
@@ -77,7 +80,7 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
 
     def conv_hook(mod: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
-        assert isinstance(mod, nn.Conv1d | nn.Conv2d | nn.Conv3d)
+        assert isinstance(mod, _CONVS)
         k = math.prod(mod.kernel_size) * (mod.in_channels // mod.groups)
         total += int(out.numel()) * k
 
@@ -88,7 +91,7 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
 
     handles = []
     for m in model.modules():
-        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        if isinstance(m, _CONVS):
             handles.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):
             handles.append(m.register_forward_hook(linear_hook))

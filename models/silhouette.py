@@ -780,7 +780,6 @@ def _stage_b_windows(
     if len(np.unique(data.y[train_w])) < 2:
         raise TrainingError(f"{cfg.role}: training split needs both classes")
     n = len(data.y)
-    copies = [banks.filmed, banks.refilmed]
     val_mirror = None
     if banks.filmed_mirror is not None and banks.refilmed_mirror is not None:
         val_mirror = np.concatenate([_windows_of(banks.filmed_mirror, data, spec, val_w),
@@ -788,9 +787,10 @@ def _stage_b_windows(
     # Validation scores both the clips as filmed and re-filmed: the threshold must hold
     # on cameras the training never saw, not just on the training preset's look.
     return _StageB(
-        feats=np.concatenate([_windows_of(bank, data, spec) for bank in copies]),
-        y=np.tile(data.y, len(copies)),
-        train_idx=np.concatenate([k * n + train_w for k in range(len(copies))]),
+        feats=np.concatenate([_windows_of(banks.filmed, data, spec),
+                              _windows_of(banks.refilmed, data, spec)]),
+        y=np.concatenate([data.y, data.y]),
+        train_idx=np.concatenate([train_w, n + train_w]),
         val_idx=np.concatenate([val_w, n + val_w]),
         val_clip=np.concatenate([data.clip[val_w], data.clip[val_w] + int(data.clip.max()) + 1]),
         val_clip_label=np.concatenate([data.clip_label[val_w], data.clip_label[val_w]]),
