@@ -61,6 +61,7 @@ __all__ = [
     "fit_temporal_head",
     "head_scores",
     "load_segmenter",
+    "native_bf16",
     "save_segmenter",
     "segmenter_has_motion",
     "silhouette_spec",
@@ -314,6 +315,10 @@ class SilhouetteConfig:
     tta_flip: bool = False  # average each window with its mirror image (2x inference)
     bg_swap: float = 0.0  # stage A: share of frames whose background is replaced
     motion: bool = False  # segmenter also sees each frame minus its window's mean
+    # Stage A's forward pass in bfloat16 where the CPU has fast kernels (`native_bf16`): a
+    # cloud step of 32 frames 126 -> 94 ms here, so a third more steps in the same minutes.
+    # Weights, optimiser, loss, stage B's features and the exported graph stay float32.
+    bf16: bool = True
     val_fraction: float = 0.15
     pos_share: float = 0.35
     threads: int = 2
@@ -370,11 +375,14 @@ def _photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     x = torch.where(grey, x.mean(1, keepdim=True).expand_as(x), x)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (mean + (x - mean) * u(0.5, 1.3).view(b, 1, 1, 1)) * torch.exp(u(-0.8, 0.45)).view(b, 1, 1, 1)
-    blur = (torch.rand(b, generator=gen) < 0.4).view(b, 1, 1, 1)
-    x = torch.where(blur, F.avg_pool2d(x, 3, 1, 1, count_include_pad=False), x)
-    coarse = (torch.rand(b, generator=gen) < 0.25).view(b, 1, 1, 1)
-    low = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2.0, mode="nearest")
-    x = torch.where(coarse, low, x)
+    # Blur and the low-resolution round trip are computed for the picked samples only (a
+    # stage-A step's cost matters: its budget is in minutes).
+    blur = torch.nonzero(torch.rand(b, generator=gen) < 0.4).flatten()
+    if len(blur):
+        x[blur] = F.avg_pool2d(x[blur], 3, 1, 1, count_include_pad=False)
+    coarse = torch.nonzero(torch.rand(b, generator=gen) < 0.25).flatten()
+    if len(coarse):
+        x[coarse] = F.interpolate(F.avg_pool2d(x[coarse], 2), scale_factor=2.0, mode="nearest")
     x = x + u(0.0, 0.07).view(b, 1, 1, 1) * torch.randn(x.shape, generator=gen)
     return x.clamp(0.0, 1.0)
 
@@ -508,6 +516,16 @@ def _window_means(data: ClipFrames, spec: InputSpec, windows: np.ndarray) -> np.
     return out
 
 
+def native_bf16() -> bool:
+    """True when oneDNN has fast bfloat16 kernels on this CPU (AVX-512 and newer: native
+    with AVX512-BF16 or AMX); elsewhere autocast would be slower than float32."""
+    try:
+        available = torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
+        return bool(available and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _train_segmenter(
     net: SilhouetteNet, data: ClipFrames, train_frames: np.ndarray, spec: InputSpec,
     cfg: SilhouetteConfig, gen: torch.Generator, rng: np.random.Generator,
@@ -526,6 +544,7 @@ def _train_segmenter(
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, plan["steps"] - warm))))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    bf16 = cfg.bf16 and native_bf16()
     net.train()
     t0 = time.monotonic()
     bar = tqdm(total=plan["steps"], desc=f"{cfg.role} segmenter", disable=not cfg.progress)
@@ -551,13 +570,17 @@ def _train_segmenter(
         else:
             # Frame and mean side by side through one photometric draw: one camera's look.
             bg = torch.from_numpy(means[pick]).float() / 255.0
-            both = _photometric(torch.cat([_warp(x, theta), _warp(bg, theta)], dim=3), gen)
+            c = x.shape[1]
+            warped = _warp(torch.cat([x, bg], dim=1), theta)  # one resampling for both
+            both = _photometric(torch.cat([warped[:, :c], warped[:, c:]], dim=3), gen)
             x, bg = both[..., : x.shape[3]], both[..., x.shape[3] :]
             x = with_motion(as_model_frames(x, spec), as_model_frames(bg, spec))
         tgt = _warp_targets(tgt, theta)
         if tuple(tgt.shape[-2:]) != out_hw:
             tgt = F.adaptive_avg_pool2d(tgt, out_hw)
-        loss = _seg_loss(net.segment(x), tgt)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            maps = net.segment(x)
+        loss = _seg_loss(maps.float(), tgt)
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]  # torch stubs leave it untyped
         opt.step()
@@ -576,7 +599,7 @@ def _train_segmenter(
     bar.close()
     secs = time.monotonic() - t0
     print(f"[train] {cfg.role} segmenter: {step} steps of {cfg.seg_batch} frames, loss {running:.3f}, "
-          f"{secs:.0f}s")  # fmt: skip
+          f"{secs:.0f}s, {'bfloat16' if bf16 else 'float32'} forward")  # fmt: skip
     return step, secs
 
 

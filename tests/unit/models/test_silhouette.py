@@ -308,3 +308,41 @@ def test_count_macs_counts_1d_convolutions_so_every_temporal_head_is_in_the_comp
     per_head = count_macs(SilhouetteNet(width=4, hidden=8).heads[0],
                           torch.zeros(1, FRAME_FEATURES + WINDOW_EXTRA, 16))  # fmt: skip
     assert per_head > 0 and three - one == 2 * per_head
+
+
+def test_stage_a_in_bfloat16_trains_like_float32_and_keeps_float32_weights() -> None:
+    """`SilhouetteConfig.bf16` only changes the precision of stage A's forward pass (where
+    the CPU has fast bfloat16 kernels): the weights stay float32, and two runs from one seed
+    move them far and end close to each other."""
+    from dataclasses import replace
+
+    from models.dataset import clip_seeds, synth_clipframes
+    from models.silhouette import (
+        SilhouetteConfig,
+        _seeded_net,
+        _stage_a,
+        native_bf16,
+        silhouette_spec,
+    )
+
+    spec = silhouette_spec()
+    data = synth_clipframes(clip_seeds(11, 3), "train", spec, workers=1, progress=False)
+    cfg = SilhouetteConfig(width=4, hidden=8, motion=True, seg_steps=40, seg_minutes=10.0,
+                           seg_batch=8, val_fraction=0.0, progress=False, threads=1)  # fmt: skip
+    runs = []
+    for bf16 in (False, True):
+        net, gen, rng = _seeded_net(spec, replace(cfg, bf16=bf16), True)
+        before = [p.detach().clone() for p in net.parameters()]
+        steps, _ = _stage_a(net, data, spec, replace(cfg, bf16=bf16), gen, rng)
+        assert steps == 40
+        assert all(p.dtype == torch.float32 for p in net.parameters())
+        runs.append((before, [p.detach().clone() for p in net.parameters()]))
+    (start_a, end_a), (start_b, end_b) = runs
+    assert all(torch.equal(a, b) for a, b in zip(start_a, start_b, strict=True))  # same seed
+    moved = sum(float((e - s).abs().sum()) for s, e in zip(start_a, end_a, strict=True))
+    apart = sum(float((a - b).abs().sum()) for a, b in zip(end_a, end_b, strict=True))
+    assert moved > 0
+    if native_bf16():
+        assert 0 < apart < 0.5 * moved  # a different precision, the same descent
+    else:
+        assert apart == 0  # no fast kernels: the flag leaves float32 on
