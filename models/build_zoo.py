@@ -329,7 +329,6 @@ def _train_role(
     from models.silhouette import (
         SilhouetteConfig,
         edge_silhouette_spec,
-        native_bf16,
         save_segmenter,
         silhouette_spec,
         train_silhouette_cloud,
@@ -370,7 +369,7 @@ def _train_role(
         "sha256": stamped.sha256, "width": scfg.width, "tta_flip": scfg.tta_flip,
         "heads": scfg.heads, "head_thresholds": res.thresholds,
         "motion": scfg.motion,
-        "seg_forward": "bfloat16" if scfg.bf16 and native_bf16() else "float32",
+        "seg_forward": res.seg_forward,
         "history": res.history,
     }  # fmt: skip
 

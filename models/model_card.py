@@ -160,7 +160,7 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         + f". Edge {e.get('seg_steps', '?')} steps of 64 frames "
         f"({e.get('seg_seconds', float('nan')):.0f}s), cloud {c.get('seg_steps', '?')} steps of "
         f"32 frames ({c.get('seg_seconds', float('nan')):.0f}s), both time-budgeted"
-        + (f"; forward pass in {c['seg_forward']}" if "seg_forward" in c else "")
+        + (f"; forward pass in {c['seg_forward']}" if c.get("seg_forward") else "")
         + ".",
         f"- Stage B (temporal head, fall labels): per-frame features cached for every frame as "
         f"filmed and re-filmed (one random camera move and re-lighting per clip"

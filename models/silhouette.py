@@ -342,6 +342,7 @@ class SilhouetteResult:
     head_epochs: int
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    seg_forward: str = ""  # stage A's forward precision ("" when stage A was skipped)
 
     @property
     def threshold(self) -> float:
@@ -529,8 +530,9 @@ def native_bf16() -> bool:
 def _train_segmenter(
     net: SilhouetteNet, data: ClipFrames, train_frames: np.ndarray, spec: InputSpec,
     cfg: SilhouetteConfig, gen: torch.Generator, rng: np.random.Generator,
-) -> tuple[int, float]:  # fmt: skip
-    """Stage A: fit the segmenter on single frames; returns (steps, seconds)."""
+) -> tuple[int, float, str]:  # fmt: skip
+    """Stage A: fit the segmenter on single frames; returns (steps, seconds, the forward
+    pass's precision: "bfloat16" or "float32")."""
     out_hw = (spec.height // TARGET_STRIDE, spec.width // TARGET_STRIDE)
     seg_params = [p for n, p in net.named_parameters()
                   if n.split(".")[0] in _SEGMENTER_PARTS]  # fmt: skip
@@ -545,6 +547,7 @@ def _train_segmenter(
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     bf16 = cfg.bf16 and native_bf16()
+    forward = "bfloat16" if bf16 else "float32"
     net.train()
     t0 = time.monotonic()
     bar = tqdm(total=plan["steps"], desc=f"{cfg.role} segmenter", disable=not cfg.progress)
@@ -599,8 +602,8 @@ def _train_segmenter(
     bar.close()
     secs = time.monotonic() - t0
     print(f"[train] {cfg.role} segmenter: {step} steps of {cfg.seg_batch} frames, loss {running:.3f}, "
-          f"{secs:.0f}s, {'bfloat16' if bf16 else 'float32'} forward")  # fmt: skip
-    return step, secs
+          f"{secs:.0f}s, {forward} forward")  # fmt: skip
+    return step, secs, forward
 
 
 def frame_feature_bank(
@@ -925,15 +928,15 @@ def train_silhouette_cloud(
     net, gen, rng = _seeded_net(spec, cfg, motion)
     if segmenter is not None:
         load_segmenter(net, segmenter)
-        seg_steps, seg_secs = 0, 0.0
+        seg_steps, seg_secs, seg_forward = 0, 0.0, ""
     else:
-        seg_steps, seg_secs = _stage_a(net, data, spec, cfg, gen, rng)
+        seg_steps, seg_secs, seg_forward = _stage_a(net, data, spec, cfg, gen, rng)
     banks = feature_banks(net, data, spec, cfg, gen)
     thresholds, val_f1, val_acc, auc, history = fit_temporal_head(net, data, banks, spec, cfg,
                                                                   gen, rng)  # fmt: skip
     secs = time.monotonic() - t0
     return SilhouetteResult(net, thresholds, val_f1, val_acc, auc, seg_steps, seg_secs,
-                            cfg.head_epochs, secs, history)  # fmt: skip
+                            cfg.head_epochs, secs, history, seg_forward)  # fmt: skip
 
 
 def train_segmenter(data: ClipFrames, spec: InputSpec, cfg: SilhouetteConfig) -> SilhouetteNet:
@@ -959,7 +962,7 @@ def _seeded_net(
 def _stage_a(
     net: SilhouetteNet, data: ClipFrames, spec: InputSpec, cfg: SilhouetteConfig,
     gen: torch.Generator, rng: np.random.Generator,
-) -> tuple[int, float]:  # fmt: skip
+) -> tuple[int, float, str]:  # fmt: skip
     """`_train_segmenter` on the frames of the training split's clips."""
     val_clips = np.unique(data.clip[_split_clips(data.clip, cfg.val_fraction, cfg.seed)])
     train_frames = np.flatnonzero(~np.isin(data.frame_clip, val_clips))

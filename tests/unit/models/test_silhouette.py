@@ -333,8 +333,9 @@ def test_stage_a_in_bfloat16_trains_like_float32_and_keeps_float32_weights() -> 
     for bf16 in (False, True):
         net, gen, rng = _seeded_net(spec, replace(cfg, bf16=bf16), True)
         before = [p.detach().clone() for p in net.parameters()]
-        steps, _ = _stage_a(net, data, spec, replace(cfg, bf16=bf16), gen, rng)
+        steps, _, forward = _stage_a(net, data, spec, replace(cfg, bf16=bf16), gen, rng)
         assert steps == 40
+        assert forward == ("bfloat16" if bf16 and native_bf16() else "float32")
         assert all(p.dtype == torch.float32 for p in net.parameters())
         runs.append((before, [p.detach().clone() for p in net.parameters()]))
     (start_a, end_a), (start_b, end_b) = runs
