@@ -331,9 +331,10 @@ def test_stage_a_in_bfloat16_trains_like_float32_and_keeps_float32_weights() -> 
                            seg_batch=8, val_fraction=0.0, progress=False, threads=1)  # fmt: skip
     runs = []
     for bf16 in (False, True):
-        net, gen, rng = _seeded_net(spec, replace(cfg, bf16=bf16), True)
+        run_cfg = replace(cfg, bf16=bf16)
+        net, gen, rng = _seeded_net(spec, run_cfg, True)
         before = [p.detach().clone() for p in net.parameters()]
-        steps, _, forward = _stage_a(net, data, spec, replace(cfg, bf16=bf16), gen, rng)
+        steps, _, forward = _stage_a(net, data, spec, run_cfg, gen, rng)
         assert steps == 40
         assert forward == ("bfloat16" if bf16 and native_bf16() else "float32")
         assert all(p.dtype == torch.float32 for p in net.parameters())
