@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -42,13 +43,23 @@ from models.silhouette import (
 )
 
 
+class Perception(NamedTuple):
+    """Held-out perception of a per-frame stage, over visible joints (`errors`, `relative`)
+    and frames with a person (`iou`)."""
+
+    errors: np.ndarray  # distance to the true joint, in cells of the 24x32 output
+    relative: np.ndarray  # the same over the person's extent in that frame (widest visible joint pair, >= 2 cells)
+    iou: np.ndarray  # silhouette intersection over union at 0.5
+
+
 def perception_errors(
     net: SilhouetteNet, data: ClipFrames, windows: np.ndarray, batch: int = 4
-) -> tuple[np.ndarray, np.ndarray]:
-    """(joint errors in target cells over visible joints, silhouette IoU per frame with a
-    person) of every frame of `windows`, each frame seen as the exported model sees it."""
+) -> Perception:
+    """Joint errors and silhouette IoU of every frame of `windows`, each frame seen as the
+    exported model sees it. `relative` divides by the person's size, so small and large
+    people compare fairly (an error in cells grows with the person)."""
     spec = silhouette_spec()
-    errors, ious = [], []
+    errors, relative, ious = [], [], []
     with torch.no_grad():
         for i in range(0, len(windows), batch):
             w = windows[i : i + batch]
@@ -61,15 +72,20 @@ def perception_errors(
             visible = heat.max(axis=2) > 0.5
             peak = heat.argmax(axis=2)
             ty, tx = peak // wd + 0.5, peak % wd + 0.5
+            pair = np.hypot(tx[:, :, None] - tx[:, None, :], ty[:, :, None] - ty[:, None, :])
+            both = visible[:, :, None] & visible[:, None, :]
+            extent = np.maximum(np.where(both, pair, 0.0).max(axis=(1, 2)), 2.0)
             kx = feats[:, GEOM : GEOM + N_KEY] * wd
             ky = feats[:, GEOM + N_KEY : GEOM + 2 * N_KEY] * h
-            errors.append(np.hypot(kx - tx, ky - ty)[visible])
+            err = np.hypot(kx - tx, ky - ty)
+            errors.append(err[visible])
+            relative.append((err / extent[:, None])[visible])
             pred = torch.sigmoid(maps[:, 0]).numpy() > 0.5
             true = truth[:, 0] > 0.5
             union = (pred | true).sum(axis=(1, 2))
             has = true.any(axis=(1, 2))
             ious.append(((pred & true).sum(axis=(1, 2)) / np.maximum(union, 1))[has])
-    return np.concatenate(errors), np.concatenate(ious)
+    return Perception(np.concatenate(errors), np.concatenate(relative), np.concatenate(ious))
 
 
 def main() -> None:
@@ -92,7 +108,7 @@ def main() -> None:
     for seed in args.seeds:
         for motion in (False, True):
             net = train_segmenter(train, spec, replace(base, seed=seed, motion=motion))
-            err, iou = perception_errors(net, held, windows)
+            err, _, iou = perception_errors(net, held, windows)
             print(f"seed {seed} motion={'on ' if motion else 'off'}: joint error median "
                   f"{np.median(err):.2f} p90 {np.quantile(err, 0.9):.2f} > 3 cells "
                   f"{np.mean(err > 3):.3f}; silhouette IoU {iou.mean():.3f}", flush=True)
