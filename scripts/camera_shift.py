@@ -66,11 +66,14 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "light": ("light_gain", "light_step_prob", "tint_strength"),
     "clutter": ("occluder_prob", "second_person_prob", "extra_furniture"),
 }
-HALVES: dict[str, dict[str, Any]] = {  # one side of a two-interval held-out range
-    "low": {"cam_height": ((1.05, 1.5),)},
-    "high": {"cam_height": ((2.6, 3.1),)},
-    "small": {"subject_frac": ((0.25, 0.34),)},
-    "large": {"subject_frac": ((0.6, 0.85),)},
+# One side of a two-interval held-out range, read from the preset itself.
+_LOW, _HIGH = PRESETS["heldout"].cam_height
+_SMALL, _LARGE = PRESETS["heldout"].subject_frac
+HALVES: dict[str, dict[str, Any]] = {
+    "low": {"cam_height": (_LOW,)},
+    "high": {"cam_height": (_HIGH,)},
+    "small": {"subject_frac": (_SMALL,)},
+    "large": {"subject_frac": (_LARGE,)},
 }
 
 
