@@ -2,10 +2,10 @@
 
 Run: `python -m models.build_zoo --out models/zoo [--quick] [--heldout-dir data/heldout]`.
 Stages (each timed and printed):
-1. render train clips (preset "train", seeds TRAIN_BASE + i);
+1. render train clips (preset "train" or `--train-preset`, seeds TRAIN_BASE + i);
 2. train the edge model, export `edge.onnx`;
 3. train the cloud model, export `cloud.onnx`;
-4. render a DISJOINT unlabeled DMD pool (preset "train", seeds POOL_BASE + i)
+4. render a DISJOINT unlabeled DMD pool (the train preset, seeds POOL_BASE + i)
    and distil `switcher.onnx` (labels never rendered into the pool);
 5. render a fresh unlabeled pool (seeds FRESH_BASE + i) and check the share of
    windows the switcher offloads against the target;
@@ -38,7 +38,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["FULL", "QUICK", "BuildConfig", "build", "main", "render_train_frames"]
+from models.synth.presets import get_preset, preset_arg, preset_json
+
+__all__ = ["FULL", "QUICK", "BuildConfig", "build", "main", "render_train_frames",
+           "train_cache_key"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,9 @@ class BuildConfig:
     train_threads: int = 2
     seed: int = 0
     codec: bool = True
+    # Preset of the training clips, the DMD pool and the fresh pool: a built-in name or a
+    # *.json preset file (models.synth.presets; docs/PRESET_FILES.md) for one's own cameras.
+    train_preset: str = "train"
 
 
 FULL = BuildConfig()
@@ -284,27 +290,38 @@ def _data_code_version(root: Path | None = None) -> str:
     return digest.hexdigest()[:12]
 
 
+def train_cache_key(cfg: BuildConfig) -> tuple[str, str]:
+    """The training frames' cache key (16 hex) and the JSON it hashes: clip count, seeds,
+    codec, the generator's code, the input spec and every range of the train preset, so a
+    changed preset file re-renders instead of reusing another preset's frames."""
+    import hashlib
+
+    from models.silhouette import TARGET_STRIDE, silhouette_spec
+
+    key_src = json.dumps({"n": cfg.train_clips, "base": TRAIN_BASE, "codec": cfg.codec,
+                          "code": _data_code_version(), "spec": silhouette_spec().to_json(),
+                          "stride": TARGET_STRIDE,
+                          "preset": preset_json(get_preset(cfg.train_preset))},
+                         sort_keys=True)  # fmt: skip
+    return hashlib.sha256(key_src.encode()).hexdigest()[:16], key_src
+
+
 def render_train_frames(cfg: BuildConfig, progress: bool, cache_dir: Path | None) -> Any:
     """Render the training clips once for both models: every frame at the cloud's size with
     the generator's silhouettes and joints (`models.dataset.ClipFrames`; the edge's inputs
     are area-averaged from them), or load them from `cache_dir` when rendered before with
     exactly the same settings (plain .npy arrays, no pickle). Returns the ClipFrames."""
-    import hashlib
-
     from models.dataset import FRAME_FIELDS, ClipFrames, synth_clipframes
     from models.silhouette import TARGET_STRIDE, silhouette_spec
 
     spec = silhouette_spec()
-    key_src = json.dumps({"n": cfg.train_clips, "base": TRAIN_BASE, "codec": cfg.codec,
-                          "code": _data_code_version(), "spec": spec.to_json(),
-                          "stride": TARGET_STRIDE}, sort_keys=True)  # fmt: skip
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    key, key_src = train_cache_key(cfg)
     folder = cache_dir / f"train-{key}" if cache_dir else None
     if folder is not None and (folder / "done").exists():
         print(f"[build] train frames loaded from cache {folder}")
         return ClipFrames(*(np.load(folder / f"frames_{f}.npy", allow_pickle=False)
                             for f in FRAME_FIELDS))  # fmt: skip
-    frames = synth_clipframes(_seeds(TRAIN_BASE, cfg.train_clips), "train", spec,
+    frames = synth_clipframes(_seeds(TRAIN_BASE, cfg.train_clips), cfg.train_preset, spec,
                               workers=cfg.workers, codec=cfg.codec, target_stride=TARGET_STRIDE,
                               progress=progress)  # fmt: skip
     if folder is not None:
@@ -380,8 +397,8 @@ def _distil(cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
 
     rep = distill(
         out / "edge.onnx", out / "cloud.onnx",
-        synth_pool_windows(_seeds(POOL_BASE, cfg.pool_clips), "train", workers=cfg.workers,
-                           codec=cfg.codec, progress=progress),
+        synth_pool_windows(_seeds(POOL_BASE, cfg.pool_clips), cfg.train_preset,
+                           workers=cfg.workers, codec=cfg.codec, progress=progress),
         out / "switcher.onnx", offload_rate=cfg.offload_rate, seed=cfg.seed,
         version=VERSION, progress=progress,
     )  # fmt: skip
@@ -397,7 +414,7 @@ def _fresh_check(cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
     edge = EdgeModel.load(out / "edge.onnx")
     switcher = Switcher.load(out / "switcher.onnx")
     offloads: list[bool] = []
-    fresh = synth_pool_windows(_seeds(FRESH_BASE, cfg.fresh_pool_clips), "train",
+    fresh = synth_pool_windows(_seeds(FRESH_BASE, cfg.fresh_pool_clips), cfg.train_preset,
                                workers=cfg.workers, codec=cfg.codec, progress=progress)  # fmt: skip
     for w in _chain_flush(fresh, [], 32):
         offloads.extend(switcher.offload(edge.predict(w)).tolist())
@@ -457,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
                              "several points between seeds (docs/MODEL_EXPERIMENTS.md)")  # fmt: skip
     parser.add_argument("--train-clips", type=int, default=None,
                         help=f"rendered training clips (default {FULL.train_clips})")
+    parser.add_argument("--train-preset", type=preset_arg, default=None,
+                        help="preset of the training clips and DMD pools: train (default) or a "
+                             "*.json preset file for your own cameras (docs/PRESET_FILES.md)")
     parser.add_argument("--pool-clips", type=int, default=None,
                         help=f"clips in the unlabeled DMD pool (default {FULL.pool_clips})")
     parser.add_argument("--keep", choices=("edge", "cloud"), action="append", default=[],
@@ -513,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, train_clips=args.train_clips)
     if args.pool_clips:
         cfg = replace(cfg, pool_clips=args.pool_clips)
+    if args.train_preset:
+        cfg = replace(cfg, train_preset=args.train_preset)
     if args.keep and not args.resume_from:
         parser.error("--keep needs --resume-from")
     heldout = args.heldout_dir or Path("data/heldout-quick" if args.quick else "data/heldout")

@@ -130,6 +130,13 @@ def _guarded(fn: Any) -> Any:
     return run
 
 
+def _preset(value: str) -> str:
+    """argparse type of `train --preset`; imports the generator only when the option is given."""
+    from models.synth.presets import preset_arg
+
+    return preset_arg(value)
+
+
 def add_model_commands(subparsers: Any) -> None:
     """Register train, distill, evaluate (and synth when available) on `subparsers`."""
     p = subparsers.add_parser("train", help="Train the edge or cloud model, export ONNX.")
@@ -137,7 +144,9 @@ def add_model_commands(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     p.add_argument("--data", type=Path, help="labeled clip folder (labels.csv)")
     p.add_argument("--synth", type=int, metavar="N", help="train on N synthetic clips instead")
-    p.add_argument("--preset", default="train", help="synthetic preset (with --synth)")
+    p.add_argument("--preset", type=_preset, default="train",
+                   help="synthetic preset (with --synth): train, heldout, demo or a *.json "
+                        "preset file")  # fmt: skip
     p.add_argument("--seed-data", type=int, default=1_000_000, help="synthetic base seed")
     p.add_argument("--epochs", type=int, default=60, help="epochs of the temporal stage")
     p.add_argument("--width", type=int, default=None, help="channel width (edge 8, cloud 16)")

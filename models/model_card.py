@@ -134,7 +134,8 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         f"Timing ({t['sample_windows']} held-out windows): {t['included']}.",
         "",
         "## Training data and seeds",
-        f"- {cfg['train_clips']} synthetic clips from `models.synth` preset `train`, render "
+        f"- {cfg['train_clips']} synthetic clips from `models.synth` preset "
+        f"`{cfg.get('train_preset', 'train')}`, render "
         f"seeds `clip_seed(1000000, i)`, each passed through an in-memory H.264 round "
         f"trip at its own CRF, rendered once with the generator's per-frame truth (the main "
         f"person's visible silhouette and 9 joint positions): {train_data}. Windows of 16 "
@@ -175,7 +176,7 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         f"validation clip F1 edge "
         f"{e['val_clip_f1']:.3f}, cloud {c['val_clip_f1']:.3f}. Whole training: edge "
         f"{e['train_seconds']:.0f}s, cloud {c['train_seconds']:.0f}s; seed {cfg['seed']}.",
-        f"- DMD pool: {cfg['pool_clips']} further `train`-preset clips, `clip_seed(2000000, i)`, "
+        f"- DMD pool: {cfg['pool_clips']} further clips of that preset, `clip_seed(2000000, i)`, "
         f"disjoint from training, rendered WITHOUT labels: {dmd['pool_windows']} windows, edge "
         f"and cloud disagree on {dmd['disagreement_rate']:.1%} (target = disagreement, "
         f"{dmd['target_kind']}). Switcher fitted on {dmd['switcher_train_windows']}, threshold "

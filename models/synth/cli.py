@@ -1,7 +1,7 @@
 """Command line for the generator: ``fallwatch synth --out DIR --n N --seed S ...``.
 
 Inputs: ``--out DIR`` (clip folder to write), ``--n`` clips, ``--seed``, ``--preset``
-(train|heldout|demo), ``--workers``, ``--preview PNG`` (contact sheet of the first clips;
+(train|heldout|demo or a ``*.json`` preset file, see ``docs/PRESET_FILES.md``), ``--workers``, ``--preview PNG`` (contact sheet of the first clips;
 may be given without ``--out``). Outputs: the clip folder and/or the PNG; a one-line JSON
 summary on stdout (clips, falls, seconds, clips per second).
 
@@ -23,7 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from models.synth.dataset import write_dataset
-from models.synth.presets import PRESETS
+from models.synth.presets import PRESETS, preset_arg
 from models.synth.preview import contact_sheet
 
 __all__ = ["add_synth_parser", "run_synth", "run_synth_cli"]
@@ -33,7 +33,8 @@ _HELP = "generate synthetic fall / daily-activity clips"
 _DESCRIPTION = (
     "Render synthetic clips (people falling or going about daily life in random rooms) as "
     "H.264 MP4 files plus labels.csv, and/or a contact-sheet PNG of the first clips. "
-    "Presets: train, heldout (shifted camera/look/noise ranges), demo."
+    "Presets: train, heldout (shifted camera/look/noise ranges), demo, or a *.json preset "
+    "file that changes some of a built-in preset's ranges (docs/PRESET_FILES.md)."
 )
 
 
@@ -41,7 +42,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="clip folder to write (clips/*.mp4 + labels.csv)")
     parser.add_argument("--n", type=int, default=100, help="number of clips (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="train")
+    parser.add_argument("--preset", type=preset_arg, default="train",
+                        help=f"{', '.join(sorted(PRESETS))} or a *.json preset file "
+                             "(default train)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="render processes (default 1)")
     parser.add_argument("--preview", help="also write a contact sheet PNG of the first clips")
     parser.add_argument("--preview-rows", type=int, default=6)

@@ -1,19 +1,19 @@
 """One synthetic clip: an action performed by a random person in a random room.
 
-Inputs: a seed, a preset name (``train``, ``heldout``, ``demo``), optionally an action
-name, frame size, frame rate and duration. Outputs: ``render_clip`` gives RGB uint8 frames
-``[T, H, W, 3]`` and a ``ClipMeta`` (label, action, fall descent times, seed, preset, the
-codec quality to encode with); ``simulate_clip`` gives the 3D motion alone (for tests and
-analysis); ``clip_posture`` gives the main person's true posture per frame
-(``POSTURE_NAMES``), ground truth for diagnostics such as ``scripts/posture_ceiling.py``
-(no model is trained on it).
+Inputs: a seed, a preset (``train``, ``heldout``, ``demo`` or a ``*.json`` preset file,
+``models.synth.presets``), optionally an action name, frame size, frame rate and duration.
+Outputs: ``render_clip`` gives RGB uint8 frames ``[T, H, W, 3]`` and a ``ClipMeta`` (label,
+action, fall descent times, seed, preset name, the codec quality to encode with);
+``simulate_clip`` gives the 3D motion alone (for tests and analysis); ``clip_posture`` gives
+the main person's true posture per frame (``POSTURE_NAMES``), ground truth for diagnostics
+such as ``scripts/posture_ceiling.py`` (no model is trained on it).
 
 Guarantees: everything is drawn from one ``numpy.random.Generator`` seeded with the seed
 and the preset name, in a fixed order, so the same arguments give byte-identical frames
 (and the same seed under two presets gives unrelated clips); fall clips have their whole
 descent inside the clip (for clips of 6 s or more; the default draws 6-8 s). Failure modes:
 ``KeyError`` for an unknown preset or action; ``ValueError`` for a negative seed or a
-non-positive size, rate or duration.
+non-positive size, rate or duration; ``PresetError`` (a ``ValueError``) for a bad preset file.
 """
 
 from __future__ import annotations
@@ -136,10 +136,11 @@ def preset_entropy(seed: int, preset: str) -> list[int]:
 
     Mixing in the preset means the same seed under ``train`` and ``heldout`` gives
     unrelated motion too (not the same person doing the same thing in another room).
+    A preset file mixes in the ``name`` inside it, not its path.
     """
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    return [int(seed), zlib.crc32(preset.encode("utf-8"))]
+    return [int(seed), zlib.crc32(get_preset(preset).name.encode("utf-8"))]
 
 
 def _check(width: int, height: int, fps: float, duration_s: float | None) -> None:
@@ -356,7 +357,7 @@ def render_clip(
         fall_start_s=None if fall is None else round(fall[0], 4),
         fall_end_s=None if fall is None else round(fall[1], 4),
         seed=int(seed),
-        preset=preset,
+        preset=p.name,
         duration_s=n / fps,
         fps=fps,
         crf=crf,
