@@ -11,7 +11,9 @@ Stages (each timed and printed):
    windows the switcher offloads against the target;
 6. render the held-out clip folder (preset "heldout", seeds from HELDOUT_SEED)
    with the synth helper's `write_dataset` (skipped when it is already there
-   with the same size and seed — it is regenerable by one command);
+   with the same size and seed — it is regenerable by one command — and when
+   `--heldout-dir` is a labelled folder this build did not render, such as one's
+   own footage, which is evaluated as it is and never written to);
 7. evaluate all policies on it → `evaluation.json`, `evaluation.png`;
 8. write `MODEL_CARD.md` (architecture, sizes, compute, data, seeds, table,
    limits, stage timings).
@@ -126,21 +128,45 @@ def _seeds(base: int, n: int) -> list[int]:
     return clip_seeds(base, n)
 
 
+HELDOUT_MARKER = ".fallwatch-heldout.json"
+
+
 def _heldout_ready(folder: Path, n: int) -> bool:
-    marker = folder / ".fallwatch-heldout.json"
+    marker = folder / HELDOUT_MARKER
     if not marker.exists() or not (folder / "labels.csv").exists():
         return False
     info = json.loads(marker.read_text())
     return bool(info.get("n") == n and info.get("seed") == HELDOUT_SEED)
 
 
+def _users_folder(folder: Path) -> bool:
+    """A labelled clip folder this build did not render (someone's own footage): it is
+    evaluated as it is and never written to."""
+    return (folder / "labels.csv").exists() and not (folder / HELDOUT_MARKER).exists()
+
+
 def _write_heldout(folder: Path, cfg: BuildConfig) -> None:
     from models.synth import write_dataset
 
     write_dataset(folder, cfg.heldout_clips, HELDOUT_SEED, "heldout", cfg.workers)
-    (folder / ".fallwatch-heldout.json").write_text(
+    (folder / HELDOUT_MARKER).write_text(
         json.dumps({"n": cfg.heldout_clips, "seed": HELDOUT_SEED, "preset": "heldout"})
     )
+
+
+def _prepare_heldout(folder: Path, cfg: BuildConfig) -> Literal["ready", "folder", "rendered"]:
+    """Stage 6: leave the held-out folder as it is when this build rendered it before with the
+    same size and seed ("ready") or when it is a labelled folder this build did not render,
+    such as one's own footage ("folder": never written to); otherwise render it."""
+    if _heldout_ready(folder, cfg.heldout_clips):
+        print(f"[build] held-out folder {folder} already rendered (same n and seed)")
+        return "ready"
+    if _users_folder(folder):
+        print(f"[build] {folder} holds a labels.csv this build did not render: "
+              "evaluating that folder as it is (nothing rendered into it)")  # fmt: skip
+        return "folder"
+    _write_heldout(folder, cfg)
+    return "rendered"
 
 
 STAGES = ("render", "edge", "cloud", "distill", "fresh", "heldout", "evaluate")
@@ -223,6 +249,7 @@ def build(
     else:
         summary = {"config": asdict(cfg), "started_at": _now(), "out": str(out), "models": {}}
     summary["heldout_dir"] = str(heldout_dir)
+    summary["heldout_source"] = "folder" if _users_folder(heldout_dir) else "synthetic"
     summary["note"] = note
     frames: Any = None  # models.dataset.ClipFrames, imported lazily with the train extra
     if start <= STAGES.index("cloud"):
@@ -251,10 +278,7 @@ def build(
         _save_summary(out, summary, timer)
     if start <= STAGES.index("heldout"):
         with timer.stage("6 render held-out clip folder"):
-            if _heldout_ready(heldout_dir, cfg.heldout_clips):
-                print(f"[build] held-out folder {heldout_dir} already rendered (same n and seed)")
-            else:
-                _write_heldout(heldout_dir, cfg)
+            _prepare_heldout(heldout_dir, cfg)
     with timer.stage("7 evaluate on held-out"):
         from models.evaluate import evaluate_folder
 

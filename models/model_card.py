@@ -188,10 +188,16 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         "",
         "## Evaluation (held-out)",
         f"Held-out: {report['n_clips']} clips ({report['n_fall_clips']} falls), "
-        f"{report['n_windows']} windows, preset `heldout` (other cameras, rooms, palettes, "
-        f"noise, codec quality), `clip_seed(4000000, i)`, folder `{summary['heldout_dir']}` "
-        f"(regenerate: `fallwatch synth --out {summary['heldout_dir']} --n "
-        f"{cfg['heldout_clips']} --seed 4000000 --preset heldout`). Never used for fitting."
+        f"{report['n_windows']} windows, "
+        + (
+            f"the labelled clip folder `{summary['heldout_dir']}` (not rendered by this build)."
+            if summary.get("heldout_source") == "folder"
+            else f"preset `heldout` (other cameras, rooms, palettes, "
+            f"noise, codec quality), `clip_seed(4000000, i)`, folder `{summary['heldout_dir']}` "
+            f"(regenerate: `fallwatch synth --out {summary['heldout_dir']} --n "
+            f"{cfg['heldout_clips']} --seed 4000000 --preset heldout`)."
+        )
+        + " Never used for fitting."
         + (
             f" Evaluated {report['evaluated_at']} by `fallwatch evaluate`."
             if "evaluated_at" in report
