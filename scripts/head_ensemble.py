@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--segmenter", type=Path, default=None,
                         help="default models/zoo/<role>_segmenter.npz")  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
+    parser.add_argument("--width", type=int, default=None,
+                        help="the segmenter's channel width (default the build's for the role)")
     parser.add_argument("--train-clips", type=int, default=FULL.train_clips)
     parser.add_argument("--heldout-clips", type=int, default=FULL.heldout_clips)
     parser.add_argument("--cache-dir", type=Path, default=None,
@@ -85,10 +87,11 @@ def main() -> None:
     # The build's stage-B settings for the role (models.build_zoo); the validation split is
     # seed 0's for every head.
     if edge:
-        cfg = SilhouetteConfig(width=FULL.edge_width, hidden=FULL.edge_hidden, seg_batch=64,
+        cfg = SilhouetteConfig(width=args.width or FULL.edge_width, hidden=FULL.edge_hidden,
+                               seg_batch=64,
                                decision="window_errors", role="edge", progress=False)  # fmt: skip
     else:
-        cfg = SilhouetteConfig(width=FULL.cloud_width, tta_flip=FULL.cloud_tta_flip,
+        cfg = SilhouetteConfig(width=args.width or FULL.cloud_width, tta_flip=FULL.cloud_tta_flip,
                                motion=True, progress=False)  # fmt: skip
 
     def net_with_segmenter(seed: int) -> SilhouetteNet:
