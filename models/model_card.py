@@ -237,9 +237,8 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         "- Clip-level F1 counts one false-positive window anywhere in a no-fall clip.",
         "- What limits accuracy is perception on unseen cameras, not the task: the same "
         "temporal classifier on the generator's TRUE silhouettes and 2D joints scores 0.934 "
-        "held-out clip F1 (`scripts/perception_ceiling.py`, run 2026-12-03; 0.99 on the true "
-        "3D posture, "
-        "`scripts/posture_ceiling.py`), and the learned joints are less accurate on held-out "
+        "held-out clip F1 (perception ceiling, run 2026-12-03; 0.99 on the true 3D posture; "
+        "docs/MODEL_EXPERIMENTS.md), and the learned joints are less accurate on held-out "
         "cameras than on training ones. Falls are what the models miss; hard negatives "
         "(lying down, floor exercise, sitting hard, jumping) are rarely flagged. What was tried "
         "and what it gave: docs/MODEL_EXPERIMENTS.md.",

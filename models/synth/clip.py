@@ -6,7 +6,7 @@ Outputs: ``render_clip`` gives RGB uint8 frames ``[T, H, W, 3]`` and a ``ClipMet
 action, fall descent times, seed, preset name, the codec quality to encode with);
 ``simulate_clip`` gives the 3D motion alone (for tests and analysis); ``clip_posture`` gives
 the main person's true posture per frame (``POSTURE_NAMES``), ground truth for diagnostics
-such as ``scripts/posture_ceiling.py`` (no model is trained on it).
+such as the posture ceiling in docs/MODEL_EXPERIMENTS.md (no model is trained on it).
 
 Guarantees: everything is drawn from one ``numpy.random.Generator`` seeded with the seed
 and the preset name, in a fixed order, so the same arguments give byte-identical frames
