@@ -41,7 +41,7 @@ from load_tests.measure import load_average
 from load_tests.workers import REPO_ROOT, WorkerProcess, cleanup_run, isolated_run, new_run_id
 from streams.settings import Settings
 
-__all__ = ["AlertAudit", "ChaosOptions", "ChaosReport", "audit_alerts", "main", "run_chaos"]
+__all__ = ["AlertAudit", "ChaosOptions", "ChaosReport", "audit_alerts", "format_chaos", "main", "run_chaos"]
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,9 @@
 Inputs: two scrapes of the workers' ``/metrics`` (``load_tests.workers.parse_metrics``) and
 process CPU seconds, taken before and after a phase, plus the models' ms/window from the
 bare runs. Outputs: JSON-friendly dicts (``None`` where a worker did not expose a number).
-Formula (DESIGN §6): hybrid/cloud-only = (edge + switcher + offload share * cloud) / cloud,
-offload share = (uncertain + audit) / windows the edge consumed. No I/O.
+Formula (the compute target, docs/STATUS.md):
+hybrid/cloud-only = (edge + switcher + offload share * cloud) / cloud, offload share =
+(uncertain + audit) / windows the edge consumed. No I/O.
 """
 
 from __future__ import annotations

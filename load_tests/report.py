@@ -1,4 +1,6 @@
-"""Text tables of the benchmark report (``load_tests.bench``) against DESIGN §6 targets.
+"""Text tables of the benchmark report (``load_tests.bench``) against its targets.
+
+The targets it judges are older than some in docs/STATUS.md (see there).
 
 Inputs: the report dict ``run_bench`` returns. Output: a multi-line string; nothing else.
 Guarantees: missing numbers print as ``n/a`` and their target as ``NOT MEASURED`` (never as

@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 POLICIES = ("edge_only", "cloud_only", "confidence", "dmd", "oracle")
-# The comparisons the targets are about (DESIGN section 6), as paired F1 differences.
+# The comparisons the targets are about (docs/STATUS.md), as paired F1 differences.
 DIFFERENCES = (("dmd", "cloud_only"), ("dmd", "confidence"))
 BOOTSTRAP_REPS = 2000
 CURVE_RATES = tuple(round(0.05 * i, 2) for i in range(21))
