@@ -2,6 +2,10 @@
 # Local no-Docker stack for fallwatch: Apache Kafka (single node, KRaft) + Redis.
 #
 # Usage: scripts/stack.sh up|down|status|logs
+#        scripts/stack.sh up-secure|down-secure|status-secure [DIR]
+#        (a second, secured stack for tests: Kafka SASL_SSL + Redis TLS/AUTH on
+#        127.0.0.1:19094/16380, certificates and secrets generated into DIR; see
+#        scripts/stack/secure.sh)
 #
 # Inputs (all optional environment variables):
 #   FALLWATCH_KAFKA_VERSION  Kafka version fetched from Maven Central (default 4.1.1)
@@ -327,6 +331,10 @@ start_redis() {
     die "redis did not answer PING within ${TIMEOUT}s; see $REDIS_LOG"
 }
 
+# The secured stack's functions (cmd_up_secure, cmd_down_secure, ...) use the helpers above.
+# shellcheck source=scripts/stack/secure.sh
+source "$HELPERS/secure.sh"
+
 # --- commands ---------------------------------------------------------------
 
 cmd_up() {
@@ -384,7 +392,11 @@ main() {
     local cmd="${1:-}"
     case "$cmd" in
         up | down | status | logs) ;;
-        *) die "usage: $0 up|down|status|logs" ;;
+        up-secure | down-secure | status-secure | watch-secure)
+            main_secure "$@"
+            return
+            ;;
+        *) die "usage: $0 up|down|status|logs, or up-secure|down-secure|status-secure [DIR]" ;;
     esac
     mkdir -p "$LOG_DIR"
     if [[ "$cmd" == logs ]]; then
@@ -399,6 +411,34 @@ main() {
     exec 9>"$STACK_DIR/stack.lock"
     flock -w 120 9 || die "another 'stack.sh' is running in $REPO_ROOT (lock $STACK_DIR/stack.lock)"
     "cmd_$cmd"
+}
+
+main_secure() {
+    local cmd="$1"
+    shift
+    mkdir -p "$STACK_DIR"
+    case "$cmd" in
+        status-secure) cmd_status_secure "$@" ;;
+        watch-secure) cmd_watch_secure "$@" ;;
+        *)
+            # One up/down at a time per secured stack: the lock lives in its own folder.
+            local dir
+            if [[ "$cmd" == up-secure && -z "${1:-}" ]]; then
+                dir="$(mktemp -d "${TMPDIR:-/tmp}/fallwatch-secure.XXXXXX")"
+            else
+                dir="$(secure_dir "${1:-}")"
+            fi
+            if [[ "$cmd" == up-secure ]]; then
+                mkdir -p "$dir"
+            elif [[ ! -d "$dir" ]]; then
+                say "no secure stack folder $dir; nothing to stop"
+                return 0
+            fi
+            exec 9>"$dir/stack.lock"
+            flock -w 120 9 || die "another 'stack.sh $cmd' is running for $dir"
+            "cmd_${cmd//-/_}" "$dir"
+            ;;
+    esac
 }
 
 main "$@"

@@ -19,6 +19,11 @@ Outputs (fixtures):
   (kafka-python, closed at teardown; consumers start from the earliest offset, no
   auto-commit, short session timeouts so group joins are quick).
 - ``consume_records(consumer, n, timeout_s=30.0)``: poll until ``n`` records arrived.
+- ``secure_stack`` (session, not autouse): a second, secured stack started for the
+  tests that ask for it (Kafka SASL_SSL with SCRAM-SHA-512, Redis with TLS and a
+  password, a CA and certificates generated into a temp folder; see tests/secure_stack.py).
+  Yields a `tests.secure_stack.SecureStack`; its ``env`` holds the ``FALLWATCH_*``
+  variables that point a worker at it. Stopped at the end of the session.
 
 Guarantees: every name (topic, group, key prefix) is unique per test, so tests can
 run in any order against one long-lived stack and leave nothing behind on success.
@@ -43,6 +48,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
+
+from tests.secure_stack import SecureStack, running_secure_stack
 
 logger = logging.getLogger(__name__)
 
@@ -257,3 +264,15 @@ def consume_records() -> Callable[..., list[ConsumerRecord]]:
     clear assertion on the records, not a hang.
     """
     return _consume
+
+
+@pytest.fixture(scope="session")
+def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureStack]:
+    """The secured stack (SASL_SSL Kafka, TLS + password Redis), once per session.
+
+    Its ``env`` is what a worker needs (``FALLWATCH_KAFKA_*``, ``FALLWATCH_REDIS_URL``);
+    everything it generated lives under a pytest temp folder. Stopped at session end,
+    also when tests failed; a watcher stops it should pytest itself be killed.
+    """
+    with running_secure_stack(tmp_path_factory.mktemp("secure-stack")) as secured:
+        yield secured

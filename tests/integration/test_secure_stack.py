@@ -1,0 +1,335 @@
+"""The service's own security options against a secured stack (issue 19, item 9).
+
+Kafka: SASL_SSL with SCRAM-SHA-512 and a CA generated at test time; Redis: TLS only
+(``port 0``) with ``requirepass``. The clients are configured only through the project's
+helpers: `Settings` built from the stack's ``FALLWATCH_*`` environment, then
+``streams.topics.kafka_python_security`` (kafka-python: admin, gateway, readers),
+``streams.topics.aiokafka_security`` (the workers' own producers and consumers) and
+``streams.app.faust_credentials`` as Faust's aiokafka driver turns it into client options;
+Redis through the ``rediss://`` URL exactly as the workers open it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+
+from streams.app import faust_credentials
+from streams.settings import Settings
+from streams.topics import aiokafka_security, ensure_topics, kafka_python_security
+from tests.integration.conftest import unique_name
+from tests.secure_stack import SecureStack
+
+pytestmark = pytest.mark.integration
+
+_TIMEOUT_MS = 10_000
+_REFUSED_TIMEOUT_MS = 5_000
+
+
+def _faust_security(settings: Settings) -> dict[str, Any]:
+    """The client options Faust's aiokafka driver derives from the app's credentials."""
+    return dict(credentials_to_aiokafka_auth(faust_credentials(settings)))
+
+
+def _admin(settings: Settings, **overrides: Any) -> KafkaAdminClient:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "client_id": unique_name("secure-admin"),
+        "request_timeout_ms": _TIMEOUT_MS,
+        "bootstrap_timeout_ms": _TIMEOUT_MS,
+        **kafka_python_security(settings),
+    }
+    options.update(overrides)
+    return KafkaAdminClient(**options)
+
+
+def _broker_refusals(stack: SecureStack) -> int:
+    """How many logins the secured broker has refused for bad credentials so far."""
+    log = (stack.directory / "logs" / "kafka.log").read_text(errors="replace")
+    return sum(
+        "Failed authentication" in line and "invalid credentials" in line
+        for line in log.splitlines()
+    )
+
+
+@pytest.fixture
+def secure_topic(secure_stack: SecureStack) -> Iterator[Callable[[str], str]]:
+    """Create unique topics through the project's ``ensure_topics``; delete them after."""
+    settings = secure_stack.settings()
+    created: list[str] = []
+
+    def create(hint: str) -> str:
+        name = unique_name(hint)
+        assert ensure_topics(settings, [name], attempts=2) == [name]
+        created.append(name)
+        return name
+
+    yield create
+    if created:
+        admin = _admin(settings)
+        try:
+            admin.delete_topics(created, timeout_ms=_TIMEOUT_MS, raise_errors=False)
+        except KafkaError:
+            logging.getLogger(__name__).warning("could not delete %s", created, exc_info=True)
+        finally:
+            admin.close()
+
+
+def test_settings_from_the_stack_env_select_sasl_ssl_and_mask_every_secret(
+    secure_stack: SecureStack,
+) -> None:
+    settings = secure_stack.settings()
+
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert settings.kafka_ssl_cafile == secure_stack.ca_file
+    assert settings.redis_url.get_secret_value().startswith("rediss://")
+    shown = json.dumps(settings.masked())
+    assert secure_stack.kafka_password not in shown
+    assert secure_stack.redis_password not in shown
+    assert secure_stack.redis_password not in settings.redis_url_masked
+
+
+def test_ensure_topics_creates_a_topic_over_sasl_ssl_and_is_idempotent(
+    secure_stack: SecureStack, secure_topic: Callable[[str], str]
+) -> None:
+    settings = secure_stack.settings()
+    topic = secure_topic("secure-admin")
+
+    admin = _admin(settings)
+    try:
+        assert topic in admin.list_topics()
+        (described,) = admin.describe_topics([topic])
+        assert len(described["partitions"]) == settings.topic_partitions
+        assert ensure_topics(settings, [topic]) == []
+    finally:
+        admin.close()
+
+
+async def _produce_aiokafka(
+    settings: Settings, security: dict[str, Any], topic: str, key: bytes
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        request_timeout_ms=_TIMEOUT_MS,
+        **security,
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, key=key, value=b"payload:" + key)
+    finally:
+        await producer.stop()
+
+
+async def _consume_aiokafka(
+    settings: Settings, security: dict[str, Any], topic: str, n: int
+) -> list[tuple[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=unique_name("secure-group"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        request_timeout_ms=_TIMEOUT_MS,
+        **security,
+    )
+    await consumer.start()
+    records: list[tuple[bytes, bytes]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(records) < n:
+                batches = await consumer.getmany(timeout_ms=250)
+                records.extend((r.key, r.value) for batch in batches.values() for r in batch)
+    except TimeoutError:
+        pass  # the caller asserts on what arrived
+    finally:
+        await consumer.stop()
+    return records
+
+
+def test_produce_and_consume_through_every_client_library_over_sasl_ssl(
+    secure_stack: SecureStack, secure_topic: Callable[[str], str]
+) -> None:
+    settings = secure_stack.settings()
+    topic = secure_topic("secure-roundtrip")
+
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        request_timeout_ms=_TIMEOUT_MS,
+        **kafka_python_security(settings),
+    )
+    try:
+        producer.send(topic, key=b"kafka-python", value=b"payload:kafka-python").get(timeout=30)
+    finally:
+        producer.close(timeout=10)
+    asyncio.run(_produce_aiokafka(settings, aiokafka_security(settings), topic, b"aiokafka"))
+    asyncio.run(_produce_aiokafka(settings, _faust_security(settings), topic, b"faust"))
+
+    expected = sorted((key, b"payload:" + key) for key in (b"kafka-python", b"aiokafka", b"faust"))
+    by_faust = asyncio.run(_consume_aiokafka(settings, _faust_security(settings), topic, 3))
+    assert sorted(by_faust) == expected
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=unique_name("secure-group"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=30_000,
+        **kafka_python_security(settings),
+    )
+    try:
+        by_kafka_python = [(r.key, r.value) for _, r in zip(range(3), consumer, strict=False)]
+    finally:
+        consumer.close()
+    assert sorted(by_kafka_python) == expected
+
+
+@pytest.mark.parametrize("library", ["aiokafka", "faust"])
+def test_wrong_password_is_refused_naming_the_credentials_aiokafka(
+    secure_stack: SecureStack, library: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = secure_stack.settings(kafka_sasl_password="not-the-password")
+    security = aiokafka_security(settings) if library == "aiokafka" else _faust_security(settings)
+    refusals_before = _broker_refusals(secure_stack)
+
+    async def start() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            request_timeout_ms=_REFUSED_TIMEOUT_MS,
+            **security,
+        )
+        try:
+            await producer.start()
+        finally:
+            await producer.stop()
+
+    with caplog.at_level(logging.ERROR, logger="aiokafka"), pytest.raises(KafkaConnectionError):
+        asyncio.run(start())
+    assert "SaslAuthenticationFailed" in caplog.text
+    assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in caplog.text
+    assert _broker_refusals(secure_stack) > refusals_before
+
+
+def test_wrong_password_is_refused_kafka_python(secure_stack: SecureStack) -> None:
+    """kafka-python 3.0.12 reports a refused SCRAM login only as "socket disconnected"
+    and then "Unable to bootstrap" (the broker's reason is not surfaced); the broker's
+    log is what proves the credentials were the cause."""
+    settings = secure_stack.settings(kafka_sasl_password="not-the-password")
+    refusals_before = _broker_refusals(secure_stack)
+
+    with pytest.raises(KafkaError, match="Unable to bootstrap"):
+        _admin(settings, bootstrap_timeout_ms=_REFUSED_TIMEOUT_MS).list_topics()
+    assert _broker_refusals(secure_stack) > refusals_before
+
+
+def test_plaintext_and_untrusted_tls_clients_are_refused(secure_stack: SecureStack) -> None:
+    plaintext = secure_stack.settings(
+        kafka_security_protocol="PLAINTEXT", kafka_sasl_mechanism=None
+    )
+    with pytest.raises(KafkaError, match="Unable to bootstrap"):
+        _admin(plaintext, bootstrap_timeout_ms=_REFUSED_TIMEOUT_MS).list_topics()
+
+    # No CA file: the system CAs do not know the test CA, so the handshake fails.
+    untrusted = secure_stack.settings(kafka_ssl_cafile=None)
+
+    async def start() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=untrusted.kafka_bootstrap,
+            request_timeout_ms=_REFUSED_TIMEOUT_MS,
+            **aiokafka_security(untrusted),
+        )
+        try:
+            await producer.start()
+        finally:
+            await producer.stop()
+
+    with pytest.raises(KafkaConnectionError):
+        asyncio.run(start())
+
+
+def test_redis_over_tls_with_password_through_the_service_url(secure_stack: SecureStack) -> None:
+    settings = secure_stack.settings()
+    url = settings.redis_url.get_secret_value()
+    key = f"fwtest:{unique_name('secure')}"
+
+    sync_client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        pool_kwargs = sync_client.connection_pool.connection_kwargs
+        assert pool_kwargs["ssl_ca_certs"] == str(secure_stack.ca_file)
+        assert sync_client.set(key, b"over-tls", ex=60)
+        assert sync_client.get(key) == b"over-tls"
+    finally:
+        sync_client.close()
+
+    async def round_trip() -> tuple[bytes | str | None, int]:
+        # As the edge worker opens it (streams.edge_runtime), with a Lua call as its state does.
+        client = redis.asyncio.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            value = await client.get(key)
+            deleted = await client.eval("return redis.call('DEL', KEYS[1])", 1, key)
+            return value, int(deleted)
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(round_trip()) == (b"over-tls", 1)
+
+
+def _redis_urls(stack: SecureStack) -> dict[str, str]:
+    host = f"127.0.0.1:{stack.redis_port}"
+    ca = f"ssl_ca_certs={stack.ca_file}"
+    return {
+        "plaintext": f"redis://:{stack.redis_password}@{host}/0",
+        "wrong-password": f"rediss://:not-the-password@{host}/0?{ca}",
+        "no-password": f"rediss://{host}/0?{ca}",
+        "untrusted-ca": f"rediss://:{stack.redis_password}@{host}/0",
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "match"),
+    [
+        ("plaintext", redis.ConnectionError, "Connection reset by peer|Connection closed"),
+        ("wrong-password", redis.AuthenticationError, "invalid username-password pair"),
+        ("no-password", redis.AuthenticationError, "Authentication required|authenticated"),
+        ("untrusted-ca", redis.ConnectionError, "CERTIFICATE_VERIFY_FAILED"),
+    ],
+)
+def test_redis_refuses_clients_without_tls_or_the_password(
+    secure_stack: SecureStack, case: str, error: type[Exception], match: str
+) -> None:
+    url = secure_stack.settings(redis_url=_redis_urls(secure_stack)[case]).redis_url
+    client = redis.Redis.from_url(
+        url.get_secret_value(), socket_timeout=5, socket_connect_timeout=5
+    )
+    try:
+        with pytest.raises(error, match=match) as refused:
+            client.ping()
+    finally:
+        client.close()
+    if error is redis.ConnectionError:  # AuthenticationError is a ConnectionError too
+        assert not isinstance(refused.value, redis.AuthenticationError)
+
+
+def test_stack_folder_holds_every_generated_secret_and_certificate(
+    secure_stack: SecureStack,
+) -> None:
+    tls = secure_stack.directory / "tls"
+    for name in ("ca.pem", "ca.key", "server.pem", "server.key", "server-keystore.pem"):
+        assert (tls / name).is_file(), name
+    for secret in (Path(secure_stack.directory / "secure.env"), tls / "ca.key", tls / "server.key"):
+        assert secret.stat().st_mode & 0o077 == 0, f"{secret} is readable by others"
