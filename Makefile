@@ -47,14 +47,18 @@ down: ## Stop the local stack (data kept in .stack/); idempotent
 status: ## Show each stack service up/down with pid and address (exit 1 if any is down)
 	@"$(STACK)" status
 
-test: setup up ## Run every test (unit, integration, e2e) against the local stack
-	@cd "$(ROOT)" && $(PYTEST) -q tests
+test: setup up ## Run every test (unit, integration, e2e) under coverage; report; fail below the floor
+	@cd "$(ROOT)" && $(PY) -m coverage erase
+	@cd "$(ROOT)" && rc=0 && { $(PY) -m coverage run -m pytest -q tests || rc=$$?; } && \
+		{ { $(PY) -m coverage combine -q && $(PY) -m coverage report; } || \
+			{ r=$$?; [ "$$rc" -ne 0 ] || rc=$$r; }; } && exit "$$rc"
 
 test-unit: setup ## Run the unit tests only (no stack needed)
 	@cd "$(ROOT)" && $(PYTEST) -q tests/unit
 
-lint: setup ## ruff check + mypy (strict, per pyproject.toml)
-	@cd "$(ROOT)" && "$(VENV)/bin/ruff" check . && "$(VENV)/bin/mypy"
+lint: setup ## ruff check + strict mypy (per pyproject.toml; untyped libraries listed there)
+	@cd "$(ROOT)" && "$(VENV)/bin/ruff" check . && "$(VENV)/bin/mypy" && \
+		"$(VENV)/bin/mypy" scripts/stack/kafka_probe.py
 
 demo: setup up ## 4 synthetic cameras for 90 s through the stack; summary in out/demo-summary.json
 	@mkdir -p "$(ROOT)/out"

@@ -2,8 +2,9 @@
 
 Why this shape: a small classifier on the generator's true posture over a 2 s window
 scores held-out clip F1 0.99, while end-to-end video CNNs trained for minutes on a CPU
-stayed near 0.75: they never learned to see the person (docs/MODEL_EXPERIMENTS.md). Dense supervision teaches seeing far faster than one label
-per window, and the renderer knows every pixel of the person. So:
+stayed near 0.75: they never learned to see the person (docs/MODEL_EXPERIMENTS.md). Dense
+supervision teaches seeing far faster than one label per window, and the renderer knows
+every pixel of the person. So:
 
 1. `SilhouetteNet.segment`: a small encoder-decoder on each frame predicts, at 1/4
    resolution, the main person's silhouette and a heatmap for each of their joints in
