@@ -14,6 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +38,7 @@ from streams.app import faust_credentials
 from streams.settings import Settings
 from streams.topics import aiokafka_security, ensure_topics, kafka_python_security
 from tests.integration.conftest import unique_name
-from tests.secure_stack import SecureStack
+from tests.secure_stack import REPO_ROOT, SecureStack, free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -333,3 +340,82 @@ def test_stack_folder_holds_every_generated_secret_and_certificate(
         assert (tls / name).is_file(), name
     for secret in (Path(secure_stack.directory / "secure.env"), tls / "ca.key", tls / "server.key"):
         assert secret.stat().st_mode & 0o077 == 0, f"{secret} is readable by others"
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def test_edge_and_cloud_workers_get_ready_and_stop_cleanly_on_the_secured_stack(
+    secure_stack: SecureStack, tmp_path: Path
+) -> None:
+    """The real workers with nothing but the stack's FALLWATCH_* environment: Faust over
+    SASL_SSL, topic creation, the cloud's aiokafka clients and Redis over TLS all connect."""
+    edge_port, cloud_port = free_ports(2)
+    env = {
+        **os.environ,
+        **secure_stack.env,
+        "FALLWATCH_EDGE_HTTP_PORT": str(edge_port),
+        "FALLWATCH_CLOUD_HTTP_PORT": str(cloud_port),
+        "FALLWATCH_EDGE_GROUP": unique_name("secure-edge"),
+        "FALLWATCH_CLOUD_GROUP": unique_name("secure-cloud"),
+        "FALLWATCH_REDIS_PREFIX": unique_name("secure"),
+    }
+    workers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    try:
+        for role, port in (("edge", edge_port), ("cloud", cloud_port)):
+            with (tmp_path / f"{role}.log").open("wb") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "streams", role],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    cwd=REPO_ROOT,
+                )
+            workers[role] = (proc, port)
+        deadline = time.monotonic() + 120
+        pending = set(workers)
+        while pending and time.monotonic() < deadline:
+            for role in sorted(pending):
+                proc, port = workers[role]
+                assert proc.poll() is None, _worker_log(tmp_path, role, "exited")
+                if _ready(port):
+                    pending.discard(role)
+            time.sleep(0.5)
+        assert not pending, _worker_log(tmp_path, min(pending), "never got ready")
+        groups = {env["FALLWATCH_EDGE_GROUP"], env["FALLWATCH_CLOUD_GROUP"]}
+        assert _groups_seen(secure_stack.settings(), groups) == groups
+        codes = {}
+        for role, (proc, _) in workers.items():
+            proc.send_signal(signal.SIGTERM)
+            codes[role] = proc.wait(timeout=60)
+        assert codes == {"edge": 0, "cloud": 0}, codes
+    finally:
+        for proc, _ in workers.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+
+
+def _worker_log(tmp_path: Path, role: str, what: str) -> str:
+    tail = (tmp_path / f"{role}.log").read_text(errors="replace").splitlines()[-30:]
+    return f"{role} worker {what}; last log lines:\n" + "\n".join(tail)
+
+
+def _groups_seen(settings: Settings, wanted: set[str], timeout_s: float = 30.0) -> set[str]:
+    """The consumer groups of ``wanted`` the secured broker knows, polled until all are."""
+    admin = _admin(settings)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            seen = {group["group_id"] for group in admin.list_groups()} & wanted
+            if seen == wanted or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.5)
+    finally:
+        admin.close()
