@@ -3,6 +3,8 @@
 Public API (numpy, PIL, onnx and onnxruntime only; no TensorFlow, no TFLite runtime):
 - ``MultiPoseModel.load(path, threads=1, long_side=None)``; ``.detect(frames)`` ->
   ``list[FramePoses]`` (people with 17 COCO keypoints, boxes, person scores, source pixels)
+- ``BlazePoseModel.load(detector_path, landmark_path, threads=1)``: the same ``detect``
+  contract, one person per region, crop tracking from frame to frame
 - ``track_window(poses, config)`` -> ``WindowTracks`` (per-person ``[T,17,3]`` keypoints,
   ``[T,4]`` boxes, ``seen``/``held`` masks), ``TrackerConfig``
 - ``zoo_pose_path(name)``: where ``make pose-models`` writes a model
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from models.pose.blazepose import BlazePoseModel
 from models.pose.metadata import COCO_KEYPOINTS, PoseInputSpec, PoseModelMeta, read_pose_metadata
 from models.pose.multipose import MultiPoseModel
 from models.pose.results import FramePoses, PoseTimings, PoseTrack, WindowTracks
@@ -25,6 +28,7 @@ __all__ = [
     "COCO_KEYPOINTS",
     "DEFAULT_POSE_MODEL",
     "POSE_ZOO_DIR",
+    "BlazePoseModel",
     "FramePoses",
     "MultiPoseModel",
     "PoseInputSpec",

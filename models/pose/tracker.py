@@ -11,10 +11,11 @@ velocity) (keypoints at or above
 when none is shared; centres a Gaussian over half the track's tallest box, so that a
 person dropping to the floor stays the same track); pairs are taken greedily, best
 first, above `min_similarity`. A detection left over starts a track. A track left unmatched is
-*held* (its last pose carried forward with zero scores, `held` True): for `gap_frames`
-frames if the person was upright, for `hold_frames` if they were low when last seen (box
-wider than tall, or at most `low_ratio` of the track's tallest box) and not at the left
-or right border (walking out of view is not lying down). MoveNet scores a lying person
+*held* (its last pose carried forward with zero scores, `held` True): for `hold_frames`
+frames if the person was sinking when last seen (box wider than tall or at most
+`low_ratio` of the track's tallest, or its top edge coming down, or a person score faded
+under `start_score`) and not leaving through the left or right border; for `gap_frames`
+otherwise. MoveNet scores a lying person
 0.1-0.2 and then drops them: holding keeps a fall in the track to the window's end.
 Guarantees: pure numpy, deterministic; a frame with nobody is fine; a track is reported
 only if its best person score reaches `start_score` or it is seen in `confirm_frames`
@@ -44,8 +45,9 @@ class TrackerConfig:
     keypoint_score: float = 0.2  # keypoints at/above this take part in matching
     min_similarity: float = 0.15
     gap_frames: int = 2  # upright person unmatched: held this many frames, then dropped
-    hold_frames: int = 8  # low/lying person unmatched: held this many frames
+    hold_frames: int = 12  # sinking person unmatched: held this many frames (1.5 s at 8 fps)
     low_ratio: float = 0.6
+    descent_ratio: float = 0.15
     border_px: float = 2.0
     max_tracks: int = 6
 
@@ -105,12 +107,28 @@ class _Track:
         self.tallest = max(self.tallest, float(box[3] - box[1]))
 
 
-def _is_low(track: _Track, width: int, cfg: TrackerConfig) -> bool:
-    box = track.boxes[track.last()]
+def _is_sinking(track: _Track, width: int, cfg: TrackerConfig) -> bool:
+    """Did the person vanish in a way a fall explains (held), rather than by leaving?
+
+    Sinking: last box low (wider than tall, or at most `low_ratio` of the tallest), or
+    its top edge came down by `descent_ratio` of the tallest box over the last four
+    sightings, or the person score had faded under `start_score`. Leaving (never held
+    long): the last box touches the left or right border and was moving towards it.
+    """
+    last = track.last()
+    box = track.boxes[last]
     w, h = float(box[2] - box[0]), float(box[3] - box[1])
-    at_border = box[0] <= cfg.border_px or box[2] >= width - cfg.border_px
-    low = w >= h or h <= cfg.low_ratio * track.tallest
-    return bool(low and not at_border)
+    first = track.rows[max(0, len(track.rows) - 4)]
+    descent = float(box[1] - track.boxes[first][1])
+    sinking = (
+        w >= h
+        or h <= cfg.low_ratio * track.tallest
+        or descent >= cfg.descent_ratio * track.tallest
+        or track.scores[last] < cfg.start_score
+    )
+    vx = float(track.velocity()[0] + track.velocity()[2])
+    leaving = (box[0] <= cfg.border_px and vx < 0) or (box[2] >= width - cfg.border_px and vx > 0)
+    return bool(sinking and not leaving)
 
 
 def _pair_scores(
@@ -177,7 +195,7 @@ def track_window(poses: list[FramePoses], config: TrackerConfig | None = None) -
             if i in matched_t:
                 continue
             tr.missed += 1
-            low = _is_low(tr, width, cfg)
+            low = _is_sinking(tr, width, cfg)
             if tr.missed <= (cfg.hold_frames if low else cfg.gap_frames):
                 tr.held.append(t)
             else:
@@ -190,7 +208,7 @@ def track_window(poses: list[FramePoses], config: TrackerConfig | None = None) -
                 tr.add(t, frame.keypoints[j], frame.boxes[j], float(frame.scores[j]))
                 tracks.append(tr)
     for tr in tracks:  # still alive at the end but upright and gone: drop trailing rows
-        if tr.alive and tr.missed and not _is_low(tr, width, cfg):
+        if tr.alive and tr.missed and not _is_sinking(tr, width, cfg):
             tr.held = [h for h in tr.held if h < tr.last()]
     kept = [tr for tr in tracks
             if max(tr.scores.values()) >= cfg.start_score or len(tr.rows) >= cfg.confirm_frames]

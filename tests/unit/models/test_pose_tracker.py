@@ -19,7 +19,9 @@ _TEMPLATE = np.array(
 )  # fmt: skip
 
 
-def person(box: tuple[float, float, float, float], score: float, kp_score: float = 0.5):
+def person(
+    box: tuple[float, float, float, float], score: float, kp_score: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, float]:
     x0, y0, x1, y1 = box
     kp = np.zeros((17, 3), np.float32)
     kp[:, 0] = x0 + _TEMPLATE[:, 0] * (x1 - x0)
@@ -139,3 +141,19 @@ def test_a_new_person_entering_gets_a_new_track() -> None:
 def test_frames_of_different_sizes_are_refused() -> None:
     with pytest.raises(ValueError):
         track_window([FramePoses.empty(W, H), FramePoses.empty(W + 1, H)])
+
+
+def test_a_person_lost_while_coming_down_is_held_even_with_an_upright_box() -> None:
+    """MoveNet's box lags a collapse: the last box is still tall, but its top came down."""
+    poses = [frame(person((140, 40 + 10 * t, 180, 200), 0.4)) for t in range(6)]
+    poses += [frame()] * 10
+    tr = track_window(poses).tracks[0]
+    assert tr.seen[:6].all() and tr.held[6:].all()
+
+
+def test_a_faded_person_at_the_border_is_held_unless_moving_out() -> None:
+    still = [frame(person((270, 40, 319, 200), 0.15)) for _ in range(6)] + [frame()] * 10
+    assert track_window(still).tracks[0].held[6:].all()  # stood at the edge and faded
+    out = [frame(person((270 + 8 * t, 40, 319 + min(8 * t, 1), 200), 0.15)) for t in range(6)]
+    tr = track_window(out + [frame()] * 10).tracks[0]
+    assert not tr.held.any()  # walking out of view
