@@ -6,7 +6,7 @@ length; written by ``write_records``), settings from ``FALLWATCH_*`` (model path
 the same environment the edge worker gets.
 What it does: loads the edge model and switcher exactly as the edge worker does
 (``inference_threads``), runs one untimed warm-up batch, then times
-``streams.edge_inference.compute_batch`` (Avro + H.264 decode, edge model, switcher, routing,
+``streams.edge.inference.compute_batch`` (Avro + H.264 decode, edge model, switcher, routing,
 snapshots) over every record in batches of ``edge_batch_max`` — the same work the edge
 worker does per batch, minus Kafka, Faust and Redis. With ``--cloud-timing`` it then times
 the cloud model on the decoded windows in batches of ``cloud_batch_max``.
@@ -60,9 +60,9 @@ def run_bare(values: list[bytes], *, cloud_timing: bool) -> dict[str, Any]:
     """Time compute_batch over ``values`` (see module docstring)."""
     import schemas
     from models.runtime import CloudModel, EdgeModel, Switcher
-    from streams.edge_inference import InboundMessage, compute_batch
-    from streams.settings import get_settings
-    from streams.video import decode_window
+    from streams.core.settings import get_settings
+    from streams.core.video import decode_window
+    from streams.edge.inference import InboundMessage, compute_batch
 
     settings = get_settings()
     threads = settings.inference_threads

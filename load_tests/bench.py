@@ -9,7 +9,7 @@ noisy; ratios are what to read):
    groups and Redis prefix.
 3. Throughput, alternating ``bare, pipeline, bare, pipeline, ...`` (``reps`` each) on the
    same windows: *bare* = ``load_tests.bare`` in its own process with the worker's
-   environment (``streams.edge_inference.compute_batch``: Avro + H.264 decode, edge model,
+   environment (``streams.edge.inference.compute_batch``: Avro + H.264 decode, edge model,
    switcher, routing, snapshots; batches of ``edge_batch_max``); *pipeline* = fleet →
    frames topic → edge worker → results/offload topics: windows / (last edge output - first
    publish), the producer being ~10x faster than the edge (the rate counted only after the
@@ -69,7 +69,7 @@ from load_tests.measure import (
 )
 from load_tests.report import format_report
 from load_tests.workers import REPO_ROOT, WorkerProcess, cleanup_run, isolated_run, new_run_id
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 __all__ = ["DEFAULT", "QUICK", "BenchProfile", "main", "run_bench"]
 
@@ -128,7 +128,7 @@ def bare_run(
     """Run ``load_tests.bare`` in a subprocess (same FALLWATCH_* env as the edge worker) over
     the planned windows; returns its JSON report (``error`` set if it failed)."""
     from load_tests.bare import write_records
-    from streams.demo import worker_env
+    from streams.devtools.demo import worker_env
 
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / "bare-records.bin"
@@ -177,8 +177,8 @@ class _Bench:
         return [self.edge, self.cloud] if self.use_cloud else [self.edge]
 
     def start(self) -> dict[str, float]:
-        from streams.demo import preflight
-        from streams.topics import ensure_topics
+        from streams.devtools.demo import preflight
+        from streams.kafka.topics import ensure_topics
 
         preflight(self.settings)
         ensure_topics(self.settings)
@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     from models.errors import ModelsError
-    from streams.errors import FallwatchError
+    from streams.core.errors import FallwatchError
 
     profile = QUICK if args.quick else DEFAULT
     try:

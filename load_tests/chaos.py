@@ -13,7 +13,7 @@ Outputs: a ``ChaosReport`` — lost windows (published, never a result), windows
 results (replays: allowed), the alert audit (``audit_alerts``), dead letters, recovery
 times, worker exit codes; ``ok`` is true when nothing was lost and no alert was duplicated.
 
-Alert audit rules (streams.events): a CloudEvents id may be delivered more than once only
+Alert audit rules (streams.events.tracker): a CloudEvents id may be delivered more than once only
 as a byte-identical republish; each (stream, event) episode has exactly one "detected" id;
 per stream, a later detected event starts only after the earlier one resolved and its
 cooldown (``last_window_seq + cooldown_windows``) passed — otherwise two alerts were raised
@@ -39,7 +39,7 @@ from load_tests.collector import OutputCollector, SeenAlert
 from load_tests.fleet import CameraFleet, FleetStats, KafkaFleetSink, build_pool
 from load_tests.measure import load_average
 from load_tests.workers import REPO_ROOT, WorkerProcess, cleanup_run, isolated_run, new_run_id
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 __all__ = ["AlertAudit", "ChaosOptions", "ChaosReport", "audit_alerts", "format_chaos", "main", "run_chaos"]
 
@@ -195,8 +195,8 @@ def _resumed_since(collector: OutputCollector, role: str, started_ns: int) -> bo
 
 def run_chaos(base: Settings, options: ChaosOptions) -> ChaosReport:
     """Run the experiment (module docstring); always stops its workers."""
-    from streams.demo import preflight
-    from streams.topics import ensure_topics
+    from streams.devtools.demo import preflight
+    from streams.kafka.topics import ensure_topics
 
     started = time.monotonic()
     run_id = new_run_id("chaos")

@@ -1,6 +1,6 @@
 """Background reader of a run's output topics, with receive timestamps.
 
-Inputs: ``Settings`` naming the run's topics. A ``streams.topic_reader.TopicReader`` reads
+Inputs: ``Settings`` naming the run's topics. A ``streams.kafka.reader.TopicReader`` reads
 every partition of the results, offload, alerts and dead-letter topics from the beginning
 (short fetch waits, so the receive time is close to the broker append time), in a daemon
 thread.
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import schemas
-from streams.settings import Settings
-from streams.topic_reader import TopicReader
-from streams.topics import output_topics
+from streams.core.settings import Settings
+from streams.kafka.reader import TopicReader
+from streams.kafka.topics import output_topics
 
 __all__ = ["OutputCollector", "SeenAlert", "SeenOffload", "SeenResult"]
 

@@ -2,7 +2,7 @@
 
 Inputs: a ``WindowPool`` built once (``build_pool``: synthetic daily-life scenes with staged
 falls from ``models.synth.render_sequence``, cut into canonical 2 s / 16-frame windows with
-``models.windows.cut_windows`` and encoded ONCE with ``streams.video.encode_window``), a
+``models.windows.cut_windows`` and encoded ONCE with ``streams.core.video.encode_window``), a
 camera count, a stream-id prefix, and a ``WindowSink`` (``KafkaFleetSink``: aiokafka,
 acks=all, idempotent, like the gateway's, with large batches; a list in unit tests).
 Outputs: ``CameraFleet.run`` publishes ``frame_window`` v1 records keyed by stream id —
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import schemas
 
 if TYPE_CHECKING:
-    from streams.settings import Settings
+    from streams.core.settings import Settings
 
 __all__ = [
     "CameraFleet",
@@ -53,7 +53,7 @@ T = TypeVar("T")
 
 
 class WindowSink(Protocol):
-    """Where records go (``streams.gateway.KafkaWindowSink`` satisfies it)."""
+    """Where records go (``streams.gateway.gateway.KafkaWindowSink`` satisfies it)."""
 
     def publish(self, key: bytes, value: bytes) -> None: ...
 
@@ -72,7 +72,7 @@ class KafkaFleetSink:
     def __init__(self, settings: Settings, topic: str, *, client_id: str) -> None:
         from aiokafka import AIOKafkaProducer
 
-        from streams.topics import aiokafka_security, max_message_bytes
+        from streams.kafka.topics import aiokafka_security, max_message_bytes
 
         self._topic = topic
         self._deliveries: list[asyncio.Future[Any]] = []
@@ -180,7 +180,7 @@ def build_pool(
     """Render ``scenes`` synthetic scenes and encode every window once (CPU: ~2 s/scene)."""
     from models.synth import render_sequence
     from models.windows import WINDOW_FPS, WINDOW_S, cut_windows, window_label
-    from streams.video import encode_window
+    from streams.core.video import encode_window
 
     if scenes < 1 or scene_s < WINDOW_S:
         raise ValueError("need scenes >= 1 and scene_s >= one window")

@@ -5,11 +5,11 @@ Outputs:
 - ``isolated_run(base, hint)``: a ``Settings`` whose topics, consumer groups and Redis prefix
   carry a unique run id, with free loopback HTTP ports for the two workers.
 - ``WorkerProcess``: one ``python -m streams edge|cloud`` subprocess configured only through
-  ``FALLWATCH_*`` environment variables (``streams.demo.worker_env``), logging to a file;
+  ``FALLWATCH_*`` environment variables (``streams.devtools.demo.worker_env``), logging to a file;
   ``wait_ready`` polls its ``/readyz``; ``kill9`` sends SIGKILL to exactly that pid;
   ``stop`` sends SIGTERM then SIGKILL after a grace period; ``metrics()`` scrapes
   ``/metrics`` into ``{(name, labels): value}``.
-- ``cleanup_run(settings, run_id)`` (from ``streams.demo``): deletes the run's topics (Faust's internal ones too)
+- ``cleanup_run(settings, run_id)`` (from ``streams.devtools.demo``): deletes the run's topics (Faust's internal ones too)
   and Redis keys; best effort, never raises.
 
 Guarantees: only 127.0.0.1 addresses; every process started here is stopped by the caller
@@ -32,9 +32,9 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from streams.demo import cleanup_run
-from streams.errors import FallwatchError
-from streams.settings import Settings
+from streams.core.errors import FallwatchError
+from streams.core.settings import Settings
+from streams.devtools.demo import cleanup_run
 
 __all__ = [
     "REPO_ROOT",
@@ -74,7 +74,7 @@ def free_port() -> int:
 
 def isolated_run(base: Settings, run_id: str, **extra: object) -> Settings:
     """``base`` with run-unique topics, groups, Redis prefix and two free loopback ports."""
-    from streams.demo import isolated_settings
+    from streams.devtools.demo import isolated_settings
 
     edge_port = free_port()
     cloud_port = free_port()
@@ -117,7 +117,7 @@ class WorkerProcess:
         return None if self.proc is None else self.proc.pid
 
     def _env(self) -> dict[str, str]:
-        from streams.demo import worker_env
+        from streams.devtools.demo import worker_env
 
         env = worker_env(self.settings, dict(os.environ))
         env.update(self.extra_env)

@@ -1,11 +1,11 @@
 """The `fallwatch` command line: workers, gateway, demo, topic setup and model commands.
 
-Inputs: argv; settings from the environment (`FALLWATCH_*`, see streams.settings), with
+Inputs: argv; settings from the environment (`FALLWATCH_*`, see streams.core.settings), with
 a few flags overriding them where a per-run value makes sense (ports, stream options).
 Outputs: runs the chosen subcommand; exit status 0 on success, 1 when the command failed
 (a `FallwatchError` or a model error, logged), 2 for usage or configuration errors.
 
-Logging is configured once here (`streams.logs`), before any subcommand runs. Heavy
+Logging is configured once here (`streams.core.logs`), before any subcommand runs. Heavy
 imports (faust, aiokafka, onnxruntime, PyAV) happen inside the subcommand handlers, so
 `fallwatch --help` is instant and no client is created at import.
 """
@@ -37,8 +37,8 @@ def _settings(overrides: dict[str, Any] | None = None) -> Any:
     """Settings from the environment with non-None `overrides` applied and re-validated."""
     from pydantic import ValidationError
 
-    from streams.errors import SettingsError
-    from streams.settings import get_settings
+    from streams.core.errors import SettingsError
+    from streams.core.settings import get_settings
 
     settings = get_settings()
     updates = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -56,7 +56,7 @@ def _settings(overrides: dict[str, Any] | None = None) -> Any:
 
 
 def _setup_logging(level: str, *, json_logs: bool) -> None:
-    from streams.logs import configure_logging
+    from streams.core.logs import configure_logging
 
     configure_logging(level, json=json_logs)
 
@@ -65,7 +65,7 @@ def _setup_logging(level: str, *, json_logs: bool) -> None:
 
 
 def _cmd_edge(args: argparse.Namespace) -> int:
-    from streams.app import run_edge_worker
+    from streams.edge.app import run_edge_worker
 
     settings = _settings({"edge_http_port": args.http_port})
     settings.log_summary()
@@ -74,7 +74,7 @@ def _cmd_edge(args: argparse.Namespace) -> int:
 
 
 def _cmd_cloud(args: argparse.Namespace) -> int:
-    from streams.cloud_worker import run_cloud_worker
+    from streams.cloud.worker import run_cloud_worker
 
     settings = _settings({"cloud_http_port": args.http_port, "cloud_batch_max": args.batch_max})
     settings.log_summary()
@@ -83,7 +83,7 @@ def _cmd_cloud(args: argparse.Namespace) -> int:
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:
-    from streams.topics import ensure_topics, service_topics
+    from streams.kafka.topics import ensure_topics, service_topics
 
     settings = _settings({"topic_partitions": args.partitions})
     created = ensure_topics(settings)
@@ -106,7 +106,7 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
-    from streams.gateway import GatewayOptions, run_gateway
+    from streams.gateway.gateway import GatewayOptions, run_gateway
 
     if not args.synthetic and not args.source:
         raise SystemExit("fallwatch gateway: give --source FILE_OR_URL or --synthetic")
@@ -144,7 +144,7 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from streams.demo import DemoOptions, run_demo
+    from streams.devtools.demo import DemoOptions, run_demo
 
     options = DemoOptions(
         cameras=args.cameras,
@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fallwatch` script."""
     from models.errors import ModelsError
-    from streams.errors import FallwatchError, SettingsError
+    from streams.core.errors import FallwatchError, SettingsError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from load_tests.chaos import ChaosOptions, format_chaos, run_chaos
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -1,6 +1,6 @@
 """Whole pipeline on the local stack: synthetic camera → gateway → edge → cloud → alerts.
 
-Runs `streams.demo.run_demo` with one camera (25 s scene, one staged fall, published as
+Runs `streams.devtools.demo.run_demo` with one camera (25 s scene, one staged fall, published as
 fast as possible) against real Kafka and Redis, with the real edge and cloud workers as
 subprocesses and the shipped zoo models. Topics, consumer groups and the Redis prefix are
 unique to the run and deleted afterwards; the run stops by itself (bounded drain, SIGTERM
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.demo import DemoOptions, run_demo
-from streams.settings import Settings
+from streams.core.settings import Settings
+from streams.devtools.demo import DemoOptions, run_demo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

@@ -89,10 +89,10 @@ class EdgeWorkerProcess:
 
     def start(self) -> None:
         code = (
-            "from streams.logs import configure_logging\n"
+            "from streams.core.logs import configure_logging\n"
             "configure_logging('INFO')\n"
-            "from streams.settings import get_settings\n"
-            "from streams.app import run_edge_worker\n"
+            "from streams.core.settings import get_settings\n"
+            "from streams.edge.app import run_edge_worker\n"
             "run_edge_worker(get_settings())\n"
         )
         log = self.log_path.open("ab")

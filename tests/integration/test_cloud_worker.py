@@ -1,4 +1,4 @@
-"""Integration tests of the cloud worker (streams.cloud_worker) on the real Kafka + Redis.
+"""Integration tests of the cloud worker (streams.cloud.worker) on the real Kafka + Redis.
 
 The worker runs as a subprocess (`python -m streams cloud`, settings from `FALLWATCH_*`)
 on its own topics, consumer group, HTTP port and Redis prefix. Offload requests are
@@ -34,7 +34,7 @@ from onnx import TensorProto, helper
 
 import schemas
 from models.metadata import InputSpec, ModelMeta, stamp_metadata
-from streams.video import encode_window
+from streams.core.video import encode_window
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -215,7 +215,7 @@ def pending_op(setup: CloudSetup, op: str, keys: list[tuple[str, int]] | None = 
     """Run a PendingOffloads operation ("add" for `keys`, or "count") on a fresh client."""
     from redis.asyncio import Redis
 
-    from streams.state import PendingOffloads
+    from streams.events.state import PendingOffloads
 
     async def run() -> int:
         redis = Redis.from_url(setup.redis_url)

@@ -1,4 +1,4 @@
-"""Integration tests of the edge worker (streams.app) on the real local Kafka + Redis.
+"""Integration tests of the edge worker (streams.edge.app) on the real local Kafka + Redis.
 
 Each test runs the worker as a subprocess (``run_edge_worker`` with settings from
 ``FALLWATCH_*`` variables) on its own topics, consumer group, HTTP port and Redis prefix,
@@ -226,7 +226,7 @@ def test_zoo_models_route_every_window_of_a_rendered_clip(
     from models.metadata import parse_model, read_metadata
     from models.synth import render_clip
     from models.windows import cut_windows
-    from streams.video import encode_window
+    from streams.core.video import encode_window
 
     if not zoo_path("edge").exists() or not zoo_path("switcher").exists():
         pytest.fail("model zoo missing: run `make models` (models/zoo/{edge,switcher}.onnx)")
@@ -336,8 +336,8 @@ def test_outbox_alert_never_published_is_republished_with_the_same_id(
 
     import redis.asyncio
 
-    from streams.events import EventTracker
-    from streams.settings import Settings
+    from streams.core.settings import Settings
+    from streams.events.tracker import EventTracker
 
     stream = f"cam-{uuid.uuid4().hex[:6]}"
     record = grey_window_record(stream, 7, CONFIDENT_FALL)

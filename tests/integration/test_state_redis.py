@@ -16,9 +16,9 @@ import pytest
 import redis
 import redis.asyncio
 
-from streams.errors import StateStoreError
-from streams.events import ApplyOutcome, EventTracker, ReferenceTracker, TrackerConfig
-from streams.state import PendingOffloads, SyncPendingOffloads, stream_keys
+from streams.core.errors import StateStoreError
+from streams.events.state import PendingOffloads, SyncPendingOffloads, stream_keys
+from streams.events.tracker import ApplyOutcome, EventTracker, ReferenceTracker, TrackerConfig
 from tests.event_cases import CASES, Case, counting_tokens, result
 from tests.integration.conftest import StackSettings
 

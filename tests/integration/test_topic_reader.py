@@ -1,4 +1,4 @@
-"""The shared output-topic reader (streams/topic_reader.py) against the real broker."""
+"""The shared output-topic reader (streams/kafka/reader.py) against the real broker."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from streams.settings import Settings
-from streams.topic_reader import TopicReader
+from streams.core.settings import Settings
+from streams.kafka.reader import TopicReader
 from tests.integration.conftest import StackSettings
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import faust
 from pydantic import SecretStr
 
-from streams.app import IdempotentProducer, create_app, faust_credentials
-from streams.settings import Settings
-from streams.topics import kafka_python_security, max_message_bytes
+from streams.core.settings import Settings
+from streams.edge.app import IdempotentProducer, create_app, faust_credentials
+from streams.kafka.topics import kafka_python_security, max_message_bytes
 
 
 def test_app_is_safe_by_default() -> None:
@@ -105,7 +105,7 @@ async def test_readiness_waits_for_the_consumer_group() -> None:
 
 
 def test_output_topics_are_every_service_topic_but_the_frames() -> None:
-    from streams.topics import output_topics, service_topics
+    from streams.kafka.topics import output_topics, service_topics
 
     s = Settings(topic_frames="f", topic_offload="o", topic_results="r", topic_alerts="a",
                  topic_deadletter="d")  # fmt: skip

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from streams import cli
-from streams.errors import FallwatchError
-from streams.settings import get_settings
+from streams.core.errors import FallwatchError
+from streams.core.settings import get_settings
 
 SUBCOMMANDS = ("edge", "cloud", "gateway", "demo", "topics")
 

@@ -14,10 +14,10 @@ from prometheus_client import REGISTRY
 
 import schemas
 from models.errors import WindowError
-from streams.cloud_support import CloudMetrics, commit_offsets
-from streams.cloud_worker import CloudWorker, CloudWorkerError
-from streams.settings import Settings
-from streams.video import encode_window
+from streams.cloud.support import CloudMetrics, commit_offsets
+from streams.cloud.worker import CloudWorker, CloudWorkerError
+from streams.core.settings import Settings
+from streams.core.video import encode_window
 
 W, H = 32, 24
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from streams.demo_report import (
+from streams.devtools.report import (
     PublishedWindow,
     ReceivedAlert,
     SeenResult,

@@ -12,20 +12,20 @@ from PIL import Image
 import schemas
 from models.errors import InferenceError, WindowError
 from models.runtime import EdgeModel, Switcher
-from streams.edge_agent import batch_wait_s
-from streams.edge_inference import (
-    InboundMessage,
-    compute_batch,
-    decode_frame_message,
-    make_snapshot_jpeg,
-)
-from streams.errors import (
+from streams.core.errors import (
     MessageSchemaError,
     MessageTooLargeError,
     WindowDecodeError,
     WindowDimensionsError,
 )
-from streams.settings import Settings
+from streams.core.settings import Settings
+from streams.edge.agent import batch_wait_s
+from streams.edge.inference import (
+    InboundMessage,
+    compute_batch,
+    decode_frame_message,
+    make_snapshot_jpeg,
+)
 from tests.onnx_test_models import (
     CONFIDENT_FALL,
     CONFIDENT_NO_FALL,

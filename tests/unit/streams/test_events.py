@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.alerts import PendingAlert, alert_id, build_alert
-from streams.errors import MessageSchemaError
-from streams.events import ReferenceTracker, TrackerConfig, decision_from_result
+from streams.core.errors import MessageSchemaError
+from streams.events.alerts import PendingAlert, alert_id, build_alert
+from streams.events.tracker import ReferenceTracker, TrackerConfig, decision_from_result
 from tests.event_cases import CASES, Case, counting_tokens, result
 
 

@@ -12,7 +12,8 @@ from numpy.typing import NDArray
 
 import schemas
 from models.windows import cut_windows, window_label
-from streams.gateway import (
+from streams.core.video import decode_window
+from streams.gateway.gateway import (
     Gateway,
     GatewayError,
     GatewayOptions,
@@ -20,14 +21,13 @@ from streams.gateway import (
     is_live_source,
     video_source,
 )
-from streams.live_windows import (
+from streams.gateway.live_windows import (
     FallTruthRecorder,
     NearestFrameResampler,
     RollingWindower,
     StagedFallSpec,
     WindowPacer,
 )
-from streams.video import decode_window
 
 
 def numbered_clip(n: int) -> NDArray[np.uint8]:

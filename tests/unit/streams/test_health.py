@@ -1,4 +1,4 @@
-"""Unit tests of streams.health.HealthServer (loopback only, port 0, no broker)."""
+"""Unit tests of streams.core.health.HealthServer (loopback only, port 0, no broker)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from streams.health import HealthCheck, HealthServer, HealthServerError
+from streams.core.health import HealthCheck, HealthServer, HealthServerError
 
 
 def _check(result: bool) -> HealthCheck:

@@ -12,8 +12,16 @@ import jsonschema
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
-from streams import metrics
-from streams.deadletter import (
+from streams.core import metrics
+from streams.core.errors import (
+    POISON_REASONS,
+    MessageSchemaError,
+    PoisonMessageError,
+    WindowDecodeError,
+    WindowDimensionsError,
+)
+from streams.core.logs import configure_logging
+from streams.kafka.deadletter import (
     MAX_ERROR_CHARS,
     REQUIRED_HEADERS,
     dead_letter_headers,
@@ -21,14 +29,6 @@ from streams.deadletter import (
     parse_headers,
     poison_reason,
 )
-from streams.errors import (
-    POISON_REASONS,
-    MessageSchemaError,
-    PoisonMessageError,
-    WindowDecodeError,
-    WindowDimensionsError,
-)
-from streams.logs import configure_logging
 
 # --- metrics -------------------------------------------------------------------------
 

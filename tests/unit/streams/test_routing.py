@@ -1,4 +1,4 @@
-"""Unit tests for streams.routing: the pure edge/offload/audit decision."""
+"""Unit tests for streams.edge.routing: the pure edge/offload/audit decision."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.routing import (
+from streams.edge.routing import (
     FALL,
     NO_FALL,
     audit_sampled,
@@ -143,7 +143,7 @@ def test_audit_choice_is_identical_in_another_process_with_another_hash_seed() -
     windows = [(f"cam-{i}", i * 7) for i in range(200)]
     here = [audit_sampled(s, q, 0.3) for s, q in windows]
     code = (
-        "from streams.routing import audit_sampled\n"
+        "from streams.edge.routing import audit_sampled\n"
         f"w = {windows!r}\n"
         "print(''.join('1' if audit_sampled(s, q, 0.3) else '0' for s, q in w))\n"
     )

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from streams.errors import SettingsError
-from streams.settings import Settings, get_settings
+from streams.core.errors import SettingsError
+from streams.core.settings import Settings, get_settings
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +98,7 @@ def test_errors_and_summaries_never_leak_secrets(
     assert masked["redis_url"].startswith("redis://user:") and "redis.example:6380/1" in dumped
     assert masked["kafka_sasl_username"] == "svc"
     assert set(masked) == set(Settings.model_fields)
-    with caplog.at_level(logging.INFO, logger="streams.settings"):
+    with caplog.at_level(logging.INFO, logger="streams.core.settings"):
         s.log_summary()
     record = caplog.records[-1]
     assert record.getMessage() == "settings"

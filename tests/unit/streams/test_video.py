@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.errors import PoisonMessageError, WindowDecodeError, WindowDimensionsError
-from streams.video import CODECS, decode_window, encode_window
+from streams.core.errors import PoisonMessageError, WindowDecodeError, WindowDimensionsError
+from streams.core.video import CODECS, decode_window, encode_window
 
 T, H, W = 16, 120, 160
 

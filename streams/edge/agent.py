@@ -2,7 +2,7 @@
 
 Inputs: raw records of the frames topic (Avro ``frame_window`` bytes, key = stream id),
 consumed in batches of up to ``edge_batch_max`` records or ``edge_batch_wait_s`` seconds.
-Outputs, per window (routing rule in ``streams.routing``):
+Outputs, per window (routing rule in ``streams.edge.routing``):
 - confident: a ``result`` (decided_by="edge") on the results topic; if audit-sampled also an
   ``offload_request`` (reason="audit") on the offload topic;
 - uncertain: ``PendingOffloads.add`` of the edge-fallback result FIRST, then an
@@ -13,7 +13,7 @@ Outputs, per window (routing rule in ``streams.routing``):
   headers plus ``fallwatch.dlq.*`` headers; the batch goes on with the other windows.
 A small JPEG of the middle frame (≤ ``snapshot_max_bytes``) rides on every fall result.
 
-Guarantees: decoding, inference, routing and JPEG encoding (``streams.edge_inference``) run
+Guarantees: decoding, inference, routing and JPEG encoding (``streams.edge.inference``) run
 in the single inference thread (the event loop keeps heartbeating); a batch's input offsets are acknowledged only
 after every record it produced is acknowledged by the broker; replays produce the same
 records (routing is deterministic, Redis writes are idempotent). One batch is pipelined:
@@ -35,20 +35,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import schemas
-from streams.edge_inference import (
+from streams.core.errors import MessageSchemaError
+from streams.edge.inference import (
     BatchOutcome,
     InboundMessage,
     RoutedWindow,
     compute_batch,
 )
-from streams.errors import MessageSchemaError
-from streams.topics import max_message_bytes
+from streams.kafka.topics import max_message_bytes
 
 if TYPE_CHECKING:
     from faust.types import EventT, StreamT
 
-    from streams.edge_runtime import EdgeRuntime
-    from streams.settings import Settings
+    from streams.core.settings import Settings
+    from streams.edge.runtime import EdgeRuntime
 
 __all__ = [
     "MIN_BATCH_WAIT_S",

@@ -1,6 +1,6 @@
 """Background reader of the demo's output topics: alerts, results, offloads, dead letters.
 
-Inputs: `Settings` naming the (run-unique) topics. A `streams.topic_reader.TopicReader`
+Inputs: `Settings` naming the (run-unique) topics. A `streams.kafka.reader.TopicReader`
 reads every partition of the alerts, results, offload and dead-letter topics from the
 beginning, in a daemon thread.
 Outputs: `snapshot()` — alerts (`ReceivedAlert`, stamped with the time they were read),
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import schemas
-from streams.demo_report import PublishedWindow, ReceivedAlert, SeenResult, format_alert_line
-from streams.settings import Settings
-from streams.topic_reader import TopicReader
-from streams.topics import output_topics
+from streams.core.settings import Settings
+from streams.devtools.report import PublishedWindow, ReceivedAlert, SeenResult, format_alert_line
+from streams.kafka.reader import TopicReader
+from streams.kafka.topics import output_topics
 
 __all__ = ["CollectedRecords", "PipelineCollector"]
 

@@ -35,21 +35,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
-from streams.deadletter import dead_letter_headers, merge_headers, poison_reason
-from streams.edge_metrics import EdgeMetrics
-from streams.errors import DependencyError
-from streams.health import HealthServer
-from streams.settings import Settings
-from streams.topics import aiokafka_security, service_topics
+from streams.core.errors import DependencyError
+from streams.core.health import HealthServer
+from streams.core.settings import Settings
+from streams.edge.metrics import EdgeMetrics
+from streams.kafka.deadletter import dead_letter_headers, merge_headers, poison_reason
+from streams.kafka.topics import aiokafka_security, service_topics
 
 if TYPE_CHECKING:
     import faust
     from redis.asyncio import Redis
 
     from models.runtime import EdgeModel, Switcher
-    from streams.edge_inference import InboundMessage
-    from streams.events import EventTracker
-    from streams.state import PendingOffloads
+    from streams.edge.inference import InboundMessage
+    from streams.events.state import PendingOffloads
+    from streams.events.tracker import EventTracker
 
 __all__ = ["REDIS_TIMEOUT_S", "RETRY_ATTEMPTS", "EdgeRuntime", "PublishError"]
 
@@ -172,8 +172,8 @@ class EdgeRuntime:
     async def _connect_state(self) -> None:
         from redis.asyncio import Redis
 
-        from streams.events import EventTracker
-        from streams.state import PendingOffloads
+        from streams.events.state import PendingOffloads
+        from streams.events.tracker import EventTracker
 
         # Timeouts turn a hung Redis into StateStoreError (retried, then fatal), not a stall.
         self.redis = Redis.from_url(
@@ -190,7 +190,7 @@ class EdgeRuntime:
     async def _ping(redis: Redis) -> bool:
         from redis.exceptions import RedisError
 
-        from streams.errors import StateStoreError
+        from streams.core.errors import StateStoreError
 
         try:
             return bool(await redis.ping())

@@ -11,7 +11,7 @@ consumer group `cloud_group`. Outputs:
 - A message that can never be processed (bad bytes, size cap, undecodable window,
   model rejects the window) → dead-letter topic, original bytes + `fallwatch.dlq.*`
   headers, and the worker continues.
-Metrics and /livez /readyz are served by `streams.health.HealthServer` on
+Metrics and /livez /readyz are served by `streams.core.health.HealthServer` on
 `http_host:cloud_http_port`.
 
 Library choice: aiokafka, not kafka-python. Faust already runs aiokafka in this service
@@ -50,7 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import schemas
-from streams.cloud_support import (
+from streams.cloud.support import (
     CloudMetrics,
     PendingRemover,
     batch_guard_listener,
@@ -59,13 +59,13 @@ from streams.cloud_support import (
     next_batch,
     snapshot_jpeg,
 )
-from streams.errors import (
+from streams.core.errors import (
     FallwatchError,
     MessageSchemaError,
     MessageTooLargeError,
     PoisonMessageError,
 )
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 __all__ = [
     "CloudWorker",
@@ -141,8 +141,8 @@ class CloudWorker:
 
     # -- decoding -------------------------------------------------------------------
     def _decode(self, record: Any) -> DecodedOffload:
-        from streams.topics import max_message_bytes
-        from streams.video import decode_window
+        from streams.core.video import decode_window
+        from streams.kafka.topics import max_message_bytes
 
         value: bytes = record.value or b""
         if len(value) > max_message_bytes(self._settings):
@@ -366,10 +366,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     from aiokafka.errors import CommitFailedError, KafkaError
 
     from models.runtime import CloudModel
-    from streams.cloud_support import build_pending
-    from streams.health import HealthServer
-    from streams.metrics import preinitialize
-    from streams.topics import aiokafka_security, ensure_topics, max_message_bytes
+    from streams.cloud.support import build_pending
+    from streams.core.health import HealthServer
+    from streams.core.metrics import preinitialize
+    from streams.kafka.topics import aiokafka_security, ensure_topics, max_message_bytes
 
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, ensure_topics, settings)

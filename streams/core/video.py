@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.clips import SWS_THREADS
-from streams.errors import WindowDecodeError, WindowDimensionsError
+from streams.core.errors import WindowDecodeError, WindowDimensionsError
 
 __all__ = [
     "CODECS",

@@ -25,10 +25,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import schemas
-from streams.errors import DependencyError
+from streams.core.errors import DependencyError
 
 if TYPE_CHECKING:
-    from streams.edge_runtime import EdgeRuntime
+    from streams.edge.runtime import EdgeRuntime
 
 __all__ = ["FallbackSweeper", "make_fallback_sweeper"]
 

@@ -2,7 +2,7 @@
 
 - `PoisonMessageError` and subclasses: the message itself is bad (schema, size cap,
   undecodable video, impossible dimensions). The worker dead-letters the original
-  bytes with headers from `streams.deadletter` and continues. `reason` is a short,
+  bytes with headers from `streams.kafka.deadletter` and continues. `reason` is a short,
   bounded slug used as the `reason` label of `fallwatch_dead_letters_total` and in the
   DLQ headers; `POISON_REASONS` lists every slug so metric labels stay bounded.
 - `DependencyError` and subclasses: a dependency (Redis, Kafka) failed transiently.
@@ -75,7 +75,7 @@ class MessageTooLargeError(PoisonMessageError):
 class WindowDecodeError(PoisonMessageError):
     """The window payload cannot be decoded into the declared frames.
 
-    Raised by `streams.video.decode_window` for corrupt or truncated payloads, unknown
+    Raised by `streams.core.video.decode_window` for corrupt or truncated payloads, unknown
     codecs and frame-count/size mismatches. Operators: inspect the DLQ copy; usually a
     gateway encoder bug or a truncated upload.
     """
@@ -86,7 +86,7 @@ class WindowDecodeError(PoisonMessageError):
 class WindowDimensionsError(WindowDecodeError):
     """Declared width/height/frame count are impossible or above the configured caps.
 
-    Raised by `streams.video.decode_window` before decoding starts (so a hostile header
+    Raised by `streams.core.video.decode_window` before decoding starts (so a hostile header
     cannot make the worker allocate or decode unbounded data). Operators: check the
     gateway's resolution against `max_window_pixels` / `max_window_frames`.
     """
@@ -114,9 +114,9 @@ class DependencyError(FallwatchError):
 
 
 class StateStoreError(DependencyError):
-    """A Redis call of `streams.state` failed (connection, timeout, script error).
+    """A Redis call of `streams.events.state` failed (connection, timeout, script error).
 
-    Raised by `streams.state`/`streams.events`. Operators: check Redis reachability and
+    Raised by `streams.events.state`/`streams.events.tracker`. Operators: check Redis reachability and
     memory; a script error (NOSCRIPT is handled) means a deployment mismatch.
     """
 
@@ -124,6 +124,6 @@ class StateStoreError(DependencyError):
 class SettingsError(FallwatchError):
     """The configuration (environment variables `FALLWATCH_*`) is invalid.
 
-    Raised by `streams.settings.get_settings` at start-up. Operators: fix the variable
+    Raised by `streams.core.settings.get_settings` at start-up. Operators: fix the variable
     named in the message; the process refuses to start until then.
     """

@@ -2,7 +2,7 @@
 
 Outputs: module-level metric objects on prometheus-client's default registry (served at
 /metrics by the health server). Workers update them through their own hook classes
-(`streams.edge_metrics`, `streams.cloud_support.CloudMetrics`), never from business code.
+(`streams.edge.metrics`, `streams.cloud.support.CloudMetrics`), never from business code.
 
 Guarantees:
 - One prefix (`fallwatch_`), base units (`_seconds`), `_total` on counters.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from streams.errors import POISON_REASONS
+from streams.core.errors import POISON_REASONS
 
 __all__ = [
     "AGREE",

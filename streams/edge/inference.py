@@ -4,7 +4,7 @@ Inputs: consumed frames records (``InboundMessage``: value, key, headers and sou
 position), the loaded ``EdgeModel`` and ``Switcher``, the switcher threshold and ``Settings``
 (size/dimension caps, fall threshold, audit rate, snapshot cap).
 Output: a ``BatchOutcome`` — per good window its record, P(fall), switcher score, routing
-decision (``streams.routing``), embedding and, for falls, a JPEG snapshot of the middle
+decision (``streams.edge.routing``), embedding and, for falls, a JPEG snapshot of the middle
 frame (≤ ``snapshot_max_bytes``); per bad record the poison error that rejects it.
 
 Guarantees: pure CPU work, no I/O, safe to run in the inference thread; every per-record
@@ -27,20 +27,20 @@ import numpy as np
 
 import schemas
 from models.errors import InferenceError, ModelsError
-from streams.errors import (
+from streams.core.errors import (
     MessageSchemaError,
     MessageTooLargeError,
     PoisonMessageError,
     WindowDecodeError,
 )
-from streams.routing import RoutingDecision, route_window
-from streams.video import decode_window
+from streams.core.video import decode_window
+from streams.edge.routing import RoutingDecision, route_window
 
 if TYPE_CHECKING:
     from faust.types import EventT
 
     from models.runtime import EdgeModel, Switcher
-    from streams.settings import Settings
+    from streams.core.settings import Settings
 
 __all__ = [
     "BatchOutcome",

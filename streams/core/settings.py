@@ -14,7 +14,7 @@ Guarantees:
 - Secrets are `SecretStr` (`kafka_sasl_password`, `redis_url`); `masked()` and
   `log_summary()` never print them (the Redis URL is shown with its password hidden).
 
-Failure modes: `get_settings()` raises `streams.errors.SettingsError` naming the bad
+Failure modes: `get_settings()` raises `streams.core.errors.SettingsError` naming the bad
 variable(s); constructing `Settings(...)` directly raises pydantic's `ValidationError`.
 """
 
@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.errors import SettingsError
+from streams.core.errors import SettingsError
 
 __all__ = ["Settings", "get_settings"]
 

@@ -31,13 +31,13 @@ import faust
 from faust.transport.drivers.aiokafka import Producer as AiokafkaProducer
 from faust.types import ProducerT
 
-from streams.edge_agent import make_edge_agent
-from streams.edge_runtime import EdgeRuntime
-from streams.errors import FallwatchError
-from streams.events_agent import make_events_agent, make_outbox_republisher
-from streams.fallback import make_fallback_sweeper
-from streams.settings import Settings
-from streams.topics import MESSAGE_HEADROOM_BYTES, aiokafka_ssl_context, max_message_bytes
+from streams.core.errors import FallwatchError
+from streams.core.settings import Settings
+from streams.edge.agent import make_edge_agent
+from streams.edge.fallback import make_fallback_sweeper
+from streams.edge.runtime import EdgeRuntime
+from streams.events.agent import make_events_agent, make_outbox_republisher
+from streams.kafka.topics import MESSAGE_HEADROOM_BYTES, aiokafka_ssl_context, max_message_bytes
 
 __all__ = [
     "EdgeApp",
@@ -195,7 +195,7 @@ def run_edge_worker(settings: Settings) -> None:
     ``faust.Worker``. Returns normally after a clean stop; raises ``EdgeWorkerCrashedError``
     when the worker stopped because of a fatal error.
     """
-    from streams.topics import ensure_topics
+    from streams.kafka.topics import ensure_topics
 
     settings.log_summary(log)
     ensure_topics(settings)
@@ -204,7 +204,7 @@ def run_edge_worker(settings: Settings) -> None:
         app,
         loglevel=settings.log_level,
         quiet=True,
-        # Logging is configured once by the entry point (streams.logs), not by mode.
+        # Logging is configured once by the entry point (streams.core.logs), not by mode.
         override_logging=False,
         redirect_stdouts=False,
     )

@@ -2,7 +2,7 @@
 
 Inputs: what the edge agent, events agent and sweeper observed (batch outcomes, results,
 alerts, dead letters, fallbacks). Outputs: updates of the shared ``fallwatch_*`` metrics
-defined once in ``streams.metrics`` (names, labels and buckets live there).
+defined once in ``streams.core.metrics`` (names, labels and buckets live there).
 
 Guarantees: label values are bounded (paths, stages, decided_by, states, poison reasons);
 a metric call never raises into the caller (a metrics bug must not stop the pipeline).
@@ -25,14 +25,14 @@ _RATIO_WINDOW = 1000
 
 
 class EdgeMetrics:
-    """Updates ``streams.metrics`` from the edge worker's events."""
+    """Updates ``streams.core.metrics`` from the edge worker's events."""
 
     def __init__(self) -> None:
         self._recent_offloads: deque[bool] = deque(maxlen=_RATIO_WINDOW)
 
     @staticmethod
     def _m() -> Any:
-        import streams.metrics as metrics
+        import streams.core.metrics as metrics
 
         return metrics
 

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-from streams.errors import FallwatchError
+from streams.core.errors import FallwatchError
 
 __all__ = ["HealthCheck", "HealthServer", "HealthServerError"]
 

@@ -6,9 +6,9 @@ moments); a stream id; fps, window and stride (defaults from the settings).
 Outputs: `frame_window` records (schemas v1) on the frames topic, keyed by stream id,
 one per stride: frames resampled to `fps` (nearest frame), resized to
 `gateway_width x gateway_height`, cut with `models.windows.cut_windows` semantics from a
-rolling buffer (`streams.live_windows`) and encoded by `streams.video.encode_window`.
+rolling buffer (`streams.gateway.live_windows`) and encoded by `streams.core.video.encode_window`.
 Window seqs count up from `start_seq`. With `--synthetic --truth PATH` the staged falls
-are written as JSON lines (`streams.live_windows.FallTruthRecorder` format).
+are written as JSON lines (`streams.gateway.live_windows.FallTruthRecorder` format).
 
 Capture timestamps: `capture_end_ns` is the wall clock when the window's last frame was
 available (`capture_start_ns = capture_end_ns - window`). Files and synthetic scenes are
@@ -41,15 +41,15 @@ from numpy.typing import NDArray
 
 import schemas
 from models.clips import SWS_THREADS
-from streams.errors import FallwatchError
-from streams.live_windows import (
+from streams.core.errors import FallwatchError
+from streams.core.settings import Settings
+from streams.gateway.live_windows import (
     FallTruthRecorder,
     NearestFrameResampler,
     RollingWindower,
     StagedFallSpec,
     WindowPacer,
 )
-from streams.settings import Settings
 
 __all__ = [
     "GatewayError",
@@ -245,7 +245,7 @@ def build_frame_window(
 
 
 def default_encoder(options: GatewayOptions) -> Callable[[Frame], bytes]:
-    from streams.video import encode_window
+    from streams.core.video import encode_window
 
     def encode(frames: Frame) -> bytes:
         return encode_window(frames, fps=options.fps, codec=options.codec)
@@ -369,7 +369,7 @@ class KafkaWindowSink:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
-        from streams.topics import kafka_python_security, max_message_bytes
+        from streams.kafka.topics import kafka_python_security, max_message_bytes
 
         self._topic = topic
         self._error: BaseException | None = None

@@ -27,8 +27,8 @@ from typing import Any
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from streams.errors import DependencyError
-from streams.settings import Settings
+from streams.core.errors import DependencyError
+from streams.core.settings import Settings
 
 __all__ = [
     "MESSAGE_HEADROOM_BYTES",

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 __all__ = ["TopicReader"]
 
@@ -72,7 +72,7 @@ class TopicReader:
     def _consumer(self) -> Any:
         from kafka import KafkaConsumer, TopicPartition
 
-        from streams.topics import kafka_python_security, max_message_bytes
+        from streams.kafka.topics import kafka_python_security, max_message_bytes
 
         s = self._settings
         consumer = KafkaConsumer(

@@ -24,19 +24,19 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import schemas
-from streams.edge_agent import batch_wait_s
-from streams.edge_inference import InboundMessage
-from streams.errors import (
+from streams.core.errors import (
     DependencyError,
     MessageSchemaError,
     MessageTooLargeError,
     PoisonMessageError,
 )
+from streams.edge.agent import batch_wait_s
+from streams.edge.inference import InboundMessage
 
 if TYPE_CHECKING:
     from faust.types import StreamT
 
-    from streams.edge_runtime import EdgeRuntime
+    from streams.edge.runtime import EdgeRuntime
 
 __all__ = ["ResultsProcessor", "make_events_agent", "make_outbox_republisher"]
 

@@ -2,7 +2,7 @@
 
 Inputs: decoded `result` records (schemas/result.v1.avsc) of one or many streams, in any
 order, possibly duplicated (replays, cloud + fallback for the same window).
-Outputs: `PendingAlert`s (CloudEvents JSON, see `streams.alerts`) written to an outbox in
+Outputs: `PendingAlert`s (CloudEvents JSON, see `streams.events.alerts`) written to an outbox in
 the same atomic step as the state change; the caller publishes them, then `ack`s them.
 
 Rules (one stream; R = resolve_after_windows, C = cooldown_windows):
@@ -30,7 +30,7 @@ Rules (one stream; R = resolve_after_windows, C = cooldown_windows):
 4. Event ids are "<generation>-<n>": n counts the stream's events, generation is a random
    token created with the stream's state (so ids never repeat after the state expired,
    `state_ttl_s` after the last write, or Redis was wiped). Alert ids are uuid5 of
-   "stream:event_id:state" (`streams.alerts.alert_id`).
+   "stream:event_id:state" (`streams.events.alerts.alert_id`).
 
 Guarantees: replays and duplicates never change state or produce a second alert;
 re-publishing an unacknowledged outbox entry yields the same bytes and id. Any
@@ -61,10 +61,10 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from streams.alerts import ALERT_NAMESPACE, AlertFacts, PendingAlert, alert_id, build_alert
-from streams.errors import MessageSchemaError, StateStoreError
-from streams.settings import Settings
-from streams.state import MAX_SEQ, TRACKER_APPLY_LUA, outbox_keys, stream_keys
+from streams.core.errors import MessageSchemaError, StateStoreError
+from streams.core.settings import Settings
+from streams.events.alerts import ALERT_NAMESPACE, AlertFacts, PendingAlert, alert_id, build_alert
+from streams.events.state import MAX_SEQ, TRACKER_APPLY_LUA, outbox_keys, stream_keys
 
 __all__ = [
     "DECIDED_BY",

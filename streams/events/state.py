@@ -23,11 +23,11 @@ Key layout (`P` = the configured prefix without a trailing colon):
   - `P:pending:data` hash member -> encoded edge-fallback `result` bytes.
   Pending members are JSON `[stream_id, seq]`.
 
-The transition rules are documented and mirrored in Python in `streams.events`; unit
+The transition rules are documented and mirrored in Python in `streams.events.tracker`; unit
 tests run the Python model, integration tests run this Lua against real Redis with the
 same cases and compare alert facts.
 
-Failure modes: every Redis error is raised as `streams.errors.StateStoreError` (a
+Failure modes: every Redis error is raised as `streams.core.errors.StateStoreError` (a
 `DependencyError`: retry with backoff, then crash). Clients must be created with
 `decode_responses=False` (fallback results are binary); otherwise `ValueError`.
 Seqs must be integers in [0, 2**53) (Lua numbers are doubles).
@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 
-from streams.errors import StateStoreError
+from streams.core.errors import StateStoreError
 
 __all__ = [
     "MAX_SEQ",
@@ -95,7 +95,7 @@ def _check_seq(seq: int) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Event tracker: one call per result. See streams/events.py for the rules in prose and
+# Event tracker: one call per result. See streams/events/tracker.py for the rules in prose and
 # the Python reference implementation (`ReferenceTracker`) that must behave identically.
 # KEYS: meta, seqs, dec, falls, outbox, outbox_t
 # ARGV: stream, seq, label, p_fall, decided_by, capture_end_ns, model_versions_json,

@@ -9,14 +9,14 @@ What it does, in order:
 3. Creates the topics, starts `fallwatch edge` and `fallwatch cloud` as subprocesses
    (environment overrides; logs in the run directory), renders the synthetic scenes
    meanwhile, and waits for both workers' /readyz.
-4. Runs one in-process gateway thread per camera (`streams.gateway.Gateway`, paced in
+4. Runs one in-process gateway thread per camera (`streams.gateway.gateway.Gateway`, paced in
    real time unless `paced=False`, starts staggered over one stride), while a
    collector thread reads the alerts, results, offload and dead-letter topics and
    prints each alert as it arrives.
 5. Waits (bounded) until every published window has a result and alerts are quiet,
    stops workers with SIGTERM (SIGKILL after a grace period), deletes the run's topics
    and Redis keys (unless `keep_data`), and prints/writes the summary
-   (`streams.demo_report.build_summary`).
+   (`streams.devtools.report.build_summary`).
 
 Outputs: the summary dict (also printed as a table and written as JSON when asked), with
 `ok` false when a worker died or windows were left without a result.
@@ -41,22 +41,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from streams.demo_collector import PipelineCollector
-from streams.demo_report import (
+from streams.core.errors import FallwatchError
+from streams.core.settings import Settings
+from streams.devtools.collector import PipelineCollector
+from streams.devtools.report import (
     PublishedWindow,
     StagedFall,
     WindowGeometry,
     build_summary,
     format_summary,
 )
-from streams.errors import FallwatchError
-from streams.settings import Settings
 
 __all__ = ["DemoError", "DemoOptions", "isolated_settings", "run_demo", "worker_env"]
 
 log = logging.getLogger(__name__)
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 _STOP_GRACE_S = 20.0
 _QUIET_S = 4.0
 
@@ -187,7 +187,7 @@ class _Worker:
     def start(self) -> None:
         log_file = self.log_path.open("wb")
         # Children inherit the parent's environment (PATH, FALLWATCH_* settings) plus the
-        # run's isolation overrides; configuration itself is still read by streams.settings.
+        # run's isolation overrides; configuration itself is still read by streams.core.settings.
         env = worker_env(self._settings, dict(os.environ))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams", self.role],
@@ -249,7 +249,7 @@ def _wait_ready(workers: list[_Worker], timeout_s: float) -> None:
 
 
 def _render_cameras(settings: Settings, options: DemoOptions) -> list[_Camera]:
-    from streams.gateway import synthetic_source
+    from streams.gateway.gateway import synthetic_source
 
     cameras = []
     for i in range(options.cameras):
@@ -273,7 +273,7 @@ def _run_camera(
     collector: PipelineCollector,
     start_delay_s: float,
 ) -> None:
-    from streams.gateway import Gateway, GatewayOptions, KafkaWindowSink, array_source
+    from streams.gateway.gateway import Gateway, GatewayOptions, KafkaWindowSink, array_source
 
     gw_options = GatewayOptions.from_settings(
         settings, stream_id=camera.stream_id, paced=options.paced, synthetic=True
@@ -332,7 +332,7 @@ def cleanup_run(settings: Settings, run_id: str) -> None:
     import redis
     from kafka.admin import KafkaAdminClient
 
-    from streams.topics import kafka_python_security
+    from streams.kafka.topics import kafka_python_security
 
     try:
         admin = KafkaAdminClient(
@@ -362,7 +362,7 @@ def cleanup_run(settings: Settings, run_id: str) -> None:
 
 def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
     """Run the demo end to end (see the module docstring); returns the summary."""
-    from streams.topics import ensure_topics
+    from streams.kafka.topics import ensure_topics
 
     out = options.out or sys.stdout
     preflight(settings)

@@ -9,7 +9,7 @@ Inputs: `Settings`. Outputs:
   helpers (batch of up to N records or a short wait; next offsets per partition; a
   rebalance listener that hands partitions over only between batches).
 - `PendingRemover` + `build_pending(settings)`: removes answered windows from the
-  edge's pending-offload store (`streams.state.PendingOffloads`).
+  edge's pending-offload store (`streams.events.state.PendingOffloads`).
 
 Guarantees: no clients are created at import; `build_pending` connects lazily.
 Failure modes: Redis errors propagate from `remove_many`/`ping` (the worker retries).
@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 __all__ = [
     "CloudMetrics",
@@ -85,13 +85,13 @@ class PendingRemover(Protocol):
 class CloudMetrics:
     """Metric hooks of the cloud worker on the shared `fallwatch_*` metrics.
 
-    Names, labels and buckets are defined once in `streams.metrics`; a metric call never
+    Names, labels and buckets are defined once in `streams.core.metrics`; a metric call never
     raises into the worker (a metrics bug must not stop the pipeline).
     """
 
     @staticmethod
     def _m() -> Any:
-        import streams.metrics as metrics
+        import streams.core.metrics as metrics
 
         return metrics
 
@@ -130,12 +130,12 @@ class CloudMetrics:
 
 
 class RedisPendingRemover:
-    """`PendingRemover` on `streams.state.PendingOffloads` over an asyncio Redis client."""
+    """`PendingRemover` on `streams.events.state.PendingOffloads` over an asyncio Redis client."""
 
     def __init__(self, settings: Settings) -> None:
         from redis.asyncio import Redis
 
-        from streams.state import PendingOffloads
+        from streams.events.state import PendingOffloads
 
         self._redis = Redis.from_url(settings.redis_url.get_secret_value())
         self._pending = PendingOffloads(self._redis, prefix=settings.redis_prefix)

@@ -1,0 +1,1 @@
+"""The cloud worker: offload requests to the large model, results, pending removal."""

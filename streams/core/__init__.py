@@ -1,0 +1,1 @@
+"""Shared foundations of the workers and tools: settings, errors, logs, metrics, health, video."""

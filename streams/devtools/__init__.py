@@ -1,0 +1,1 @@
+"""Developer tools: the demo, its collector and report, the one worker-process harness."""

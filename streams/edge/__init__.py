@@ -1,0 +1,1 @@
+"""The edge worker: Faust app and agent, inference, routing, fallback sweeper, metrics."""

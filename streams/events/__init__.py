@@ -1,0 +1,1 @@
+"""Event rules on results (Redis + Lua), their reference model, the events agent, alerts."""

@@ -1,0 +1,1 @@
+"""Kafka plumbing: topics, client security, the output-topic reader, dead letters, batches."""
