@@ -72,7 +72,8 @@ class KafkaFleetSink:
     def __init__(self, settings: Settings, topic: str, *, client_id: str) -> None:
         from aiokafka import AIOKafkaProducer
 
-        from streams.kafka.topics import aiokafka_security, max_message_bytes
+        from streams.kafka.security import aiokafka_security
+        from streams.kafka.topics import max_message_bytes
 
         self._topic = topic
         self._deliveries: list[asyncio.Future[Any]] = []

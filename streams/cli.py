@@ -74,7 +74,7 @@ def _cmd_edge(args: argparse.Namespace) -> int:
 
 
 def _cmd_cloud(args: argparse.Namespace) -> int:
-    from streams.cloud.worker import run_cloud_worker
+    from streams.cloud.service import run_cloud_worker
 
     settings = _settings({"cloud_http_port": args.http_port, "cloud_batch_max": args.batch_max})
     settings.log_summary()

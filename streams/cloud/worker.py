@@ -1,45 +1,28 @@
-"""Cloud worker: offload requests → large model (batched) → results, committed after delivery.
+"""Cloud worker batches: offload requests → large model (batched) → results and dead letters.
 
-Inputs: `offload_request` records (schemas v1) from the offload topic, consumed in the
-consumer group `cloud_group`. Outputs:
+Inputs: consumed `offload_request` records (schemas v1); the model, producer, pending
+store and metrics are injected (`streams.cloud.service` builds them). Outputs, per batch:
 - reason="uncertain": one `result` (decided_by="cloud", label from `fall_threshold`,
-  JPEG snapshot when a fall) on the results topic keyed by stream id; then the window's
-  pending entry is removed (`PendingOffloads.remove`), so the edge fallback sweeper will
-  not answer it; then the offsets are committed.
+  JPEG snapshot when a fall) on the results topic keyed by stream id; once every delivery
+  is acknowledged, the windows' pending entries are removed (`PendingOffloads.remove_many`),
+  so the edge fallback sweeper will not answer them.
 - reason="audit": no result; edge/cloud agreement is counted
   (`fallwatch_audit_agreement_total{agree}`).
 - A message that can never be processed (bad bytes, size cap, undecodable window,
   model rejects the window) → dead-letter topic, original bytes + `fallwatch.dlq.*`
-  headers, and the worker continues.
-Metrics and /livez /readyz are served by `streams.core.health.HealthServer` on
-`http_host:cloud_http_port`.
+  headers (`streams.kafka.deadletter`), and the batch goes on.
+Stages are timed separately (`fallwatch_stage_seconds{stage=decode|cloud|publish}`).
 
-Library choice: aiokafka, not kafka-python. Faust already runs aiokafka in this service
-(one client and one set of protocol quirks to know against Kafka 4), the health server is
-aiohttp on the same event loop, and an async loop lets inference run in a thread while
-the consumer's heartbeats, fetches and the producer's deliveries keep going. Commit
-control is explicit: `enable_auto_commit=False`, and `commit({tp: offset})` only after
-`await`ing every produced record's delivery future. aiokafka defaults to acks=1 without
-idempotence (DESIGN §7): both are set explicitly. Rebalances run in the background in
-aiokafka, so the rebalance listener waits for the batch in flight (and its commit)
-before partitions are given away. Group joins: session 10 s / heartbeat 1 s, so a killed
-member is evicted quickly and tests rejoin fast.
-
-Guarantees: at-least-once — offsets move only past records whose result (or dead
-letter) was acknowledged by the broker (acks=all) and whose pending entry was removed;
-a crash anywhere replays the batch, and the downstream event logic dedupes by
-(stream, seq). SIGTERM/SIGINT: finish the batch in flight, commit, leave the group,
-exit 0. Failure modes: Kafka or Redis down past retries → `CloudWorkerError`, the
-process exits non-zero without committing (the batch is replayed after restart); the
-model file unusable → `models.errors.ModelLoadError` at start-up.
+Guarantees: `process` never commits (the caller commits after it returns), so offsets move
+only past records whose result or dead letter was acknowledged and whose pending entry was
+removed. Failure modes: `CloudWorkerError` when a delivery fails or Redis stays down past
+the retries (the batch is not committed and is replayed after a restart).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,15 +33,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 import schemas
-from streams.cloud.support import (
-    CloudMetrics,
-    PendingRemover,
-    batch_guard_listener,
-    commit_offsets,
-    dead_letter_headers,
-    next_batch,
-    snapshot_jpeg,
-)
+from streams.cloud.metrics import CloudMetrics
+from streams.cloud.pending import PendingRemover
 from streams.core.errors import (
     FallwatchError,
     MessageSchemaError,
@@ -66,19 +42,21 @@ from streams.core.errors import (
     PoisonMessageError,
 )
 from streams.core.settings import Settings
+from streams.core.video import snapshot_jpeg
+from streams.kafka.deadletter import dead_letter_headers, merge_headers, poison_reason
 
 __all__ = [
+    "BatchOutcome",
     "CloudWorker",
     "CloudWorkerError",
     "DecodedOffload",
-    "run_cloud_worker",
+    "ProbabilityModel",
 ]
 
 log = logging.getLogger(__name__)
 
-SESSION_TIMEOUT_MS = 10_000
-HEARTBEAT_INTERVAL_MS = 1_000
-_REMOVE_ATTEMPTS = 5
+#: Attempts (backoff from 0.2 s, capped at 2 s) before a Redis failure is fatal.
+REMOVE_ATTEMPTS = 5
 
 Frames = NDArray[np.uint8]
 
@@ -308,24 +286,33 @@ class CloudWorker:
         }
 
     async def _dead_letter(self, record: Any, exc: BaseException) -> Awaitable[Any]:
-        reason = getattr(exc, "reason", None)
-        if not isinstance(reason, str):
-            reason = "poison"  # bounded label set: model rejections count as poison
+        reason = poison_reason(exc)  # bounded label set: model rejections count as poison
         self._metrics.dead_letter(reason)
         log.warning(
             "offload_dead_lettered",
             extra={
+                "reason": reason,
                 "partition": record.partition,
                 "offset": record.offset,
                 "error_class": type(exc).__name__,
                 "error": str(exc)[:300],
             },
         )
+        headers = merge_headers(
+            getattr(record, "headers", None) or (),
+            dead_letter_headers(
+                source_topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error=exc,
+                worker="cloud",
+            ),
+        )
         fut: Awaitable[Any] = await self._producer.send(
             self._settings.topic_deadletter,
             value=record.value or b"",
             key=record.key,
-            headers=dead_letter_headers(record.topic, record.partition, record.offset, exc),
+            headers=headers,
         )
         return fut
 
@@ -333,151 +320,13 @@ class CloudWorker:
         if not keys:
             return
         delay = 0.2
-        for attempt in range(1, _REMOVE_ATTEMPTS + 1):
+        for attempt in range(1, REMOVE_ATTEMPTS + 1):
             try:
                 await self._pending.remove_many(keys)
                 return
             except Exception as exc:  # any Redis failure: retry, then give up loudly
-                if attempt == _REMOVE_ATTEMPTS:
+                if attempt == REMOVE_ATTEMPTS:
                     raise CloudWorkerError(f"removing pending offloads failed: {exc!r}") from exc
                 log.warning("pending_remove_retry", extra={"attempt": attempt, "error": repr(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-
-
-async def _wait_for_redis(pending: PendingRemover) -> None:
-    """Fail start-up (CloudWorkerError) when Redis does not answer within a few retries."""
-    delay = 0.2
-    for attempt in range(1, _REMOVE_ATTEMPTS + 1):
-        try:
-            if await pending.ping():
-                return
-        except Exception as exc:  # connection refused, timeout, auth...
-            if attempt == _REMOVE_ATTEMPTS:
-                raise CloudWorkerError(f"Redis not reachable at start-up: {exc!r}") from exc
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 2.0)
-    raise CloudWorkerError("Redis did not answer PING at start-up")
-
-
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Run the cloud worker until `stop` is set (the async core of `run_cloud_worker`)."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-    from aiokafka.errors import CommitFailedError, KafkaError
-
-    from models.runtime import CloudModel
-    from streams.cloud.support import build_pending
-    from streams.core.health import HealthServer
-    from streams.core.metrics import preinitialize
-    from streams.kafka.topics import aiokafka_security, ensure_topics, max_message_bytes
-
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, ensure_topics, settings)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloud-infer")
-    model = await loop.run_in_executor(
-        executor,
-        lambda: CloudModel.load(settings.cloud_model_path, threads=settings.inference_threads),
-    )
-    await loop.run_in_executor(executor, model.warmup)
-    pending = build_pending(settings)
-    await _wait_for_redis(pending)
-    metrics = CloudMetrics()
-    preinitialize()
-    security = aiokafka_security(settings)
-    msg_bytes = max_message_bytes(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id=f"{settings.cloud_group}-producer",
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=2,
-        max_request_size=msg_bytes,
-        **security,
-    )
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id=f"{settings.cloud_group}-consumer",
-        group_id=settings.cloud_group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        session_timeout_ms=SESSION_TIMEOUT_MS,
-        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
-        max_partition_fetch_bytes=2 * msg_bytes,
-        fetch_max_bytes=max(8 * msg_bytes, 52_428_800),
-        **security,
-    )
-    lock = asyncio.Lock()
-    last_poll = [time.monotonic()]
-
-    async def kafka_ready() -> bool:
-        await producer.client.fetch_all_metadata()
-        return time.monotonic() - last_poll[0] < 15.0
-
-    async def redis_ready() -> bool:
-        return await pending.ping()
-
-    async def model_ready() -> bool:
-        return True  # loaded and warmed up before the server starts
-
-    health = HealthServer(
-        {"kafka": kafka_ready, "redis": redis_ready, "model": model_ready},
-        settings.http_host,
-        settings.cloud_http_port,
-    )
-    worker = CloudWorker(
-        settings,
-        model,
-        f"{model.meta.name}@{model.meta.version}",
-        producer,
-        pending,
-        metrics,
-        executor=executor,
-    )
-    await producer.start()
-    try:
-        consumer.subscribe([settings.topic_offload], listener=batch_guard_listener(lock))
-        await consumer.start()
-        await health.start()
-        log.info("cloud_worker_started", extra={"group": settings.cloud_group})
-        while not stop.is_set():
-            records = await next_batch(
-                consumer, settings.cloud_batch_max, settings.cloud_batch_wait_s
-            )
-            last_poll[0] = time.monotonic()
-            if not records:
-                continue
-            async with lock:
-                outcome = await worker.process(records)
-                try:
-                    await consumer.commit(commit_offsets(records))
-                except CommitFailedError as exc:
-                    # The partitions moved on; the new owner replays them (results are idempotent).
-                    log.warning("commit_failed_rebalanced", extra={"error": repr(exc)})
-            log.debug("batch_done", extra={"size": len(records), **vars(outcome)})
-    except KafkaError as exc:
-        health.mark_unready("kafka error")
-        raise CloudWorkerError(f"Kafka failed: {exc!r}") from exc
-    finally:
-        health.mark_unready("stopping")
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-        with contextlib.suppress(Exception):
-            await producer.stop()
-        await health.stop()
-        executor.shutdown(wait=False)
-        with contextlib.suppress(Exception):
-            await pending.close()
-        log.info("cloud_worker_stopped")
-
-
-def run_cloud_worker(settings: Settings) -> None:
-    """Blocking entry point: serve until SIGTERM/SIGINT, then finish the batch and exit."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop)
-
-    asyncio.run(main())

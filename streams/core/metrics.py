@@ -2,7 +2,7 @@
 
 Outputs: module-level metric objects on prometheus-client's default registry (served at
 /metrics by the health server). Workers update them through their own hook classes
-(`streams.edge.metrics`, `streams.cloud.support.CloudMetrics`), never from business code.
+(`streams.edge.metrics`, `streams.cloud.metrics.CloudMetrics`), never from business code.
 
 Guarantees:
 - One prefix (`fallwatch_`), base units (`_seconds`), `_total` on counters.

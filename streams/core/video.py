@@ -19,11 +19,17 @@ Guarantees of `decode_window` (it faces untrusted bytes):
 
 `encode_window` is used by the gateway and by tests; it raises `ValueError` for frames
 that cannot be encoded (wrong dtype/shape, odd size for h264, unknown codec).
-Both are CPU-bound and synchronous: async callers run them in an executor.
+`snapshot_jpeg` is the one JPEG snapshot encoder (edge and cloud results of a fall): the
+middle frame, quality then size lowered until it fits the cap; None when it cannot.
+All are CPU-bound and synchronous: async callers run them in an executor.
+
+Where: used by the edge (decode, snapshot), the cloud (decode, snapshot) and the gateway
+(encode), so it lives in `streams.core`.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator
 from fractions import Fraction
@@ -43,6 +49,7 @@ __all__ = [
     "WindowDimensionsError",
     "decode_window",
     "encode_window",
+    "snapshot_jpeg",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,6 +61,7 @@ _DEFAULT_MAX_FRAMES: Final[int] = 64
 _DEFAULT_MAX_PIXELS: Final[int] = 1920 * 1080
 _MJPEG_QUALITY_QSCALE: Final[int] = 4  # ffmpeg -q:v scale (2 best .. 31 worst)
 _LUMA_WEIGHTS: Final = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_JPEG_QUALITIES: Final[tuple[int, ...]] = (80, 65, 50, 35)
 
 Frames = npt.NDArray[np.uint8]
 
@@ -208,3 +216,24 @@ def _decoded_frames(payload: bytes, codec: str) -> Iterator[av.VideoFrame]:
     for packet in packets:
         yield from ctx.decode(packet)
     yield from ctx.decode(None)
+
+
+def snapshot_jpeg(frames: Frames, max_bytes: int) -> bytes | None:
+    """JPEG of the middle frame, shrunk until it fits ``max_bytes`` (None if it cannot)."""
+    if max_bytes <= 0 or frames.shape[0] == 0:
+        return None
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(frames[frames.shape[0] // 2]), mode="RGB")
+    for _ in range(4):
+        for quality in _JPEG_QUALITIES:
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=quality, optimize=True)
+            data = buffer.getvalue()
+            if len(data) <= max_bytes:
+                return data
+        width, height = image.size
+        if min(width, height) < 16:
+            break
+        image = image.resize((max(8, width * 2 // 3), max(8, height * 2 // 3)))
+    return None

@@ -332,7 +332,7 @@ def cleanup_run(settings: Settings, run_id: str) -> None:
     import redis
     from kafka.admin import KafkaAdminClient
 
-    from streams.kafka.topics import kafka_python_security
+    from streams.kafka.security import kafka_python_security
 
     try:
         admin = KafkaAdminClient(

@@ -37,7 +37,8 @@ from streams.edge.agent import make_edge_agent
 from streams.edge.fallback import make_fallback_sweeper
 from streams.edge.runtime import EdgeRuntime
 from streams.events.agent import make_events_agent, make_outbox_republisher
-from streams.kafka.topics import MESSAGE_HEADROOM_BYTES, aiokafka_ssl_context, max_message_bytes
+from streams.kafka.security import aiokafka_ssl_context
+from streams.kafka.topics import MESSAGE_HEADROOM_BYTES, max_message_bytes
 
 __all__ = [
     "EdgeApp",

@@ -17,7 +17,6 @@ Failure modes: ``InferenceError`` only when onnxruntime fails on every window of
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from streams.core.errors import (
     PoisonMessageError,
     WindowDecodeError,
 )
-from streams.core.video import decode_window
+from streams.core.video import decode_window, snapshot_jpeg
 from streams.edge.routing import RoutingDecision, route_window
 
 if TYPE_CHECKING:
@@ -48,10 +47,7 @@ __all__ = [
     "RoutedWindow",
     "compute_batch",
     "decode_frame_message",
-    "make_snapshot_jpeg",
 ]
-
-_JPEG_QUALITIES = (80, 65, 50, 35)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,27 +140,6 @@ def decode_frame_message(
     return record, frames
 
 
-def make_snapshot_jpeg(frames: np.ndarray, max_bytes: int) -> bytes | None:
-    """JPEG of the middle frame, shrunk until it fits ``max_bytes`` (None if it cannot)."""
-    if max_bytes <= 0 or frames.shape[0] == 0:
-        return None
-    from PIL import Image
-
-    image = Image.fromarray(np.ascontiguousarray(frames[frames.shape[0] // 2]), mode="RGB")
-    for _ in range(4):
-        for quality in _JPEG_QUALITIES:
-            buffer = io.BytesIO()
-            image.save(buffer, format="JPEG", quality=quality, optimize=True)
-            data = buffer.getvalue()
-            if len(data) <= max_bytes:
-                return data
-        width, height = image.size
-        if min(width, height) < 16:
-            break
-        image = image.resize((max(8, width * 2 // 3), max(8, height * 2 // 3)))
-    return None
-
-
 def _infer(
     edge: EdgeModel, switcher: Switcher, windows: list[np.ndarray]
 ) -> tuple[Any, np.ndarray, float, float]:
@@ -254,9 +229,7 @@ def compute_batch(
                 switcher_score=score,
                 embedding=[float(v) for v in embedding] if embedding.size else None,
                 snapshot_jpeg=(
-                    make_snapshot_jpeg(frames, settings.snapshot_max_bytes)
-                    if decision.is_fall
-                    else None
+                    snapshot_jpeg(frames, settings.snapshot_max_bytes) if decision.is_fall else None
                 ),
                 decode_s=decode_s,
             )

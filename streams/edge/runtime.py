@@ -40,7 +40,8 @@ from streams.core.health import HealthServer
 from streams.core.settings import Settings
 from streams.edge.metrics import EdgeMetrics
 from streams.kafka.deadletter import dead_letter_headers, merge_headers, poison_reason
-from streams.kafka.topics import aiokafka_security, service_topics
+from streams.kafka.security import aiokafka_security
+from streams.kafka.topics import service_topics
 
 if TYPE_CHECKING:
     import faust

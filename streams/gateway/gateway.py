@@ -369,7 +369,8 @@ class KafkaWindowSink:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
-        from streams.kafka.topics import kafka_python_security, max_message_bytes
+        from streams.kafka.security import kafka_python_security
+        from streams.kafka.topics import max_message_bytes
 
         self._topic = topic
         self._error: BaseException | None = None

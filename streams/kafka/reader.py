@@ -72,7 +72,8 @@ class TopicReader:
     def _consumer(self) -> Any:
         from kafka import KafkaConsumer, TopicPartition
 
-        from streams.kafka.topics import kafka_python_security, max_message_bytes
+        from streams.kafka.security import kafka_python_security
+        from streams.kafka.topics import max_message_bytes
 
         s = self._settings
         consumer = KafkaConsumer(

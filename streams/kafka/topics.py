@@ -4,9 +4,9 @@ Inputs: ``Settings`` (bootstrap, security, topic names, partitions, replication,
 ``max_window_bytes``).
 Outputs: ``ensure_topics(settings)`` creates every missing topic of the service with the
 configured partition count and replication, and a ``max.message.bytes`` large enough for a
-full window plus headroom; returns the names it created. ``kafka_python_security`` and
-``aiokafka_security`` give the client keyword arguments for TLS/SASL of the two Kafka
-libraries (kafka-python for admin work, aiokafka under Faust and the workers).
+full window plus headroom; returns the names it created. ``service_topics`` and
+``output_topics`` name them; ``max_message_bytes`` is the record size limit the clients use.
+Client security (TLS/SASL) is in ``streams.kafka.security``.
 
 Guarantees: idempotent (existing topics are left alone; a concurrent creator winning the race
 is fine); existing topics with fewer partitions than configured are logged as a warning, never
@@ -19,7 +19,6 @@ through ``attempts`` tries with exponential backoff (the worker must not start t
 from __future__ import annotations
 
 import logging
-import ssl
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -29,14 +28,12 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.core.errors import DependencyError
 from streams.core.settings import Settings
+from streams.kafka.security import kafka_python_security
 
 __all__ = [
     "MESSAGE_HEADROOM_BYTES",
     "TopicSetupError",
-    "aiokafka_security",
-    "aiokafka_ssl_context",
     "ensure_topics",
-    "kafka_python_security",
     "max_message_bytes",
     "output_topics",
     "service_topics",
@@ -80,42 +77,6 @@ def max_message_bytes(settings: Settings) -> int:
     return max(
         _BROKER_DEFAULT_MAX_MESSAGE_BYTES, settings.max_window_bytes + MESSAGE_HEADROOM_BYTES
     )
-
-
-def kafka_python_security(settings: Settings) -> dict[str, Any]:
-    """kafka-python client kwargs for the configured security protocol (no secrets logged)."""
-    kwargs: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
-    if settings.kafka_ssl_cafile is not None:
-        kwargs["ssl_cafile"] = str(settings.kafka_ssl_cafile)
-    if settings.kafka_security_protocol.startswith("SASL_"):
-        kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        kwargs["sasl_plain_username"] = settings.kafka_sasl_username
-        password = settings.kafka_sasl_password
-        kwargs["sasl_plain_password"] = password.get_secret_value() if password else None
-    return kwargs
-
-
-def aiokafka_ssl_context(settings: Settings) -> ssl.SSLContext:
-    """TLS context for aiokafka/faust clients (CA file from settings, else system CAs)."""
-    from aiokafka.helpers import create_ssl_context
-
-    cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile is not None else None
-    context: ssl.SSLContext = create_ssl_context(cafile=cafile)
-    return context
-
-
-def aiokafka_security(settings: Settings) -> dict[str, Any]:
-    """aiokafka client kwargs (``AIOKafkaClient``, consumers, producers) for TLS/SASL."""
-    protocol = settings.kafka_security_protocol
-    kwargs: dict[str, Any] = {"security_protocol": protocol}
-    if protocol in ("SSL", "SASL_SSL"):
-        kwargs["ssl_context"] = aiokafka_ssl_context(settings)
-    if protocol.startswith("SASL_"):
-        password = settings.kafka_sasl_password
-        kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        kwargs["sasl_plain_username"] = settings.kafka_sasl_username
-        kwargs["sasl_plain_password"] = password.get_secret_value() if password else None
-    return kwargs
 
 
 def ensure_topics(

@@ -10,7 +10,8 @@ from pydantic import SecretStr
 
 from streams.core.settings import Settings
 from streams.edge.app import IdempotentProducer, create_app, faust_credentials
-from streams.kafka.topics import kafka_python_security, max_message_bytes
+from streams.kafka.security import kafka_python_security
+from streams.kafka.topics import max_message_bytes
 
 
 def test_app_is_safe_by_default() -> None:

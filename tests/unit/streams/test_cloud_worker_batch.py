@@ -14,10 +14,11 @@ from prometheus_client import REGISTRY
 
 import schemas
 from models.errors import WindowError
-from streams.cloud.support import CloudMetrics, commit_offsets
+from streams.cloud.metrics import CloudMetrics
 from streams.cloud.worker import CloudWorker, CloudWorkerError
 from streams.core.settings import Settings
 from streams.core.video import encode_window
+from streams.kafka.batches import commit_offsets
 
 W, H = 32, 24
 

@@ -24,7 +24,6 @@ from streams.edge.inference import (
     InboundMessage,
     compute_batch,
     decode_frame_message,
-    make_snapshot_jpeg,
 )
 from tests.onnx_test_models import (
     CONFIDENT_FALL,
@@ -102,16 +101,6 @@ def test_snapshot_only_on_falls_and_is_a_jpeg_within_the_cap(
     assert snapshot is not None and len(snapshot) <= settings.snapshot_max_bytes
     assert Image.open(io.BytesIO(snapshot)).format == "JPEG"
     assert by_seq[1].snapshot_jpeg is None
-
-
-def test_snapshot_shrinks_a_noisy_frame_to_fit_or_gives_up() -> None:
-    rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, size=(4, 240, 320, 3), dtype=np.uint8)
-    small = make_snapshot_jpeg(frames, 3_000)
-    assert small is None or len(small) <= 3_000
-    assert make_snapshot_jpeg(frames, 0) is None
-    big = make_snapshot_jpeg(frames, 500_000)
-    assert big is not None and Image.open(io.BytesIO(big)).size == (320, 240)
 
 
 def test_decode_rejects_oversize_record_before_parsing(settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 
 import av
 import numpy as np
@@ -10,9 +11,10 @@ import numpy.typing as npt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from streams.core.errors import PoisonMessageError, WindowDecodeError, WindowDimensionsError
-from streams.core.video import CODECS, decode_window, encode_window
+from streams.core.video import CODECS, decode_window, encode_window, snapshot_jpeg
 
 T, H, W = 16, 120, 160
 
@@ -176,3 +178,13 @@ def test_corrupted_payloads_only_raise_window_decode_error(
     for position, mask in flips:
         data[position % len(data)] ^= mask
     _decode_only_poison(bytes(data), codec)
+
+
+def test_snapshot_shrinks_a_noisy_frame_to_fit_or_gives_up() -> None:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(4, 240, 320, 3), dtype=np.uint8)
+    small = snapshot_jpeg(frames, 3_000)
+    assert small is None or len(small) <= 3_000
+    assert snapshot_jpeg(frames, 0) is None
+    big = snapshot_jpeg(frames, 500_000)
+    assert big is not None and Image.open(io.BytesIO(big)).size == (320, 240)
