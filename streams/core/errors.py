@@ -116,8 +116,8 @@ class DependencyError(FallwatchError):
 class StateStoreError(DependencyError):
     """A Redis call of `streams.events.state` failed (connection, timeout, script error).
 
-    Raised by `streams.events.state`/`streams.events.tracker`. Operators: check Redis reachability and
-    memory; a script error (NOSCRIPT is handled) means a deployment mismatch.
+    Raised by `streams.events.state`/`streams.events.tracker`. Operators: check Redis
+    reachability and memory; a script error (NOSCRIPT is handled) means a deployment mismatch.
     """
 
 

@@ -9,8 +9,8 @@ Inputs: a frozen ``Settings``. Outputs:
   returns after a clean stop, raises ``EdgeWorkerCrashedError`` after a fatal dependency
   failure (exit status non-zero in the CLI).
 
-Kafka configuration (DESIGN §7): value/key serializer ``raw`` (we decode ourselves so bad
-bytes can be dead-lettered; no Records, no pickle); producer ``acks=all`` AND idempotence
+Kafka configuration (docs/ARCHITECTURE.md, "Known traps"): value/key serializer ``raw``
+(we decode ourselves so bad bytes can be dead-lettered; no Records, no pickle); producer ``acks=all`` AND idempotence
 (faust only enables idempotence for transactions, so ``IdempotentProducer`` adds it);
 ``producer_max_request_size``/``consumer_max_fetch_size`` sized from ``max_window_bytes``;
 the Faust web server is off unless ``faust_web_enabled`` and then bound to 127.0.0.1 only;
@@ -160,7 +160,8 @@ def create_app(settings: Settings) -> EdgeApp:
         consumer_max_fetch_size=4 * max_message,
         stream_buffer_maxsize=max(_MIN_STREAM_BUFFER, 4 * settings.edge_batch_max),
         web_enabled=settings.faust_web_enabled,
-        # Never 0.0.0.0 (DESIGN §7); our own /metrics and probes are on edge_http_port.
+        # Never 0.0.0.0 (docs/ARCHITECTURE.md, "Known traps"); our own /metrics and probes
+        # are on edge_http_port.
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
         web_port=min(65535, settings.edge_http_port + 100),

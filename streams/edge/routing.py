@@ -5,7 +5,7 @@ the fall threshold, the audit rate and the window's identity (stream id, sequenc
 Output: a frozen ``RoutingDecision`` saying where the window goes, the edge's own label, and
 whether (and why) an offload request is sent.
 
-Rule (../docs and briefs/streams.md):
+Rule (docs/ARCHITECTURE.md, "How a window flows"):
 - ``switcher_score >= threshold`` → "uncertain": offload, the edge answer is kept only as the
   fallback if the cloud misses its deadline.
 - otherwise "confident": the edge result is final; additionally an "audit" offload is sent for

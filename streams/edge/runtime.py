@@ -16,7 +16,8 @@ Guarantees:
 - ``with_retries`` retries a ``DependencyError`` with exponential backoff, a bounded number
   of times; after that ``fatal`` marks readiness failed, records the error for
   ``run_edge_worker`` and stops the worker WITHOUT acknowledging the batch in flight
-  (DESIGN §7: never let an exception escape an agent — faust would skip the offset).
+  (docs/ARCHITECTURE.md, "Known traps": never let an exception escape an agent — faust
+  would skip the offset).
 Failure modes: ``ModelLoadError`` and ``StateStoreError`` from ``start``; ``PublishError``
 from ``deliver``.
 """

@@ -1,5 +1,6 @@
 """kill -9 of the edge worker and of the cloud worker mid-stream: no window lost, no alert
-duplicated (DESIGN §6: "Windows lost or alerts duplicated after kill -9 of any worker: 0").
+duplicated (docs/STATUS.md target: "Windows lost or alerts duplicated after kill -9 of any
+worker: 0").
 
 Runs ``load_tests.chaos.run_chaos`` once, bounded (~2 min, hard timeout 4 min): unique
 topics, consumer groups and Redis prefix; the real ``fallwatch edge`` / ``fallwatch cloud``

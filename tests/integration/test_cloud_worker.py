@@ -1,4 +1,4 @@
-"""Integration tests of the cloud worker (streams.cloud.service, streams.cloud.worker) on the real Kafka + Redis.
+"""Integration tests of the cloud worker (streams.cloud) on the real Kafka + Redis.
 
 The worker runs as a subprocess (`python -m streams cloud`, settings from `FALLWATCH_*`)
 on its own topics, consumer group, HTTP port and Redis prefix. Offload requests are

@@ -90,7 +90,8 @@ def test_windows_are_routed_to_results_and_offloads(rig_factory: Callable[..., E
     assert samples[("fallwatch_windows_routed_total", (("path", "offload"),))] == 1
     assert samples[("fallwatch_windows_routed_total", (("path", "audit"),))] == 2
     assert samples[("fallwatch_results_total", (("decided_by", "edge"),))] == 2
-    # DESIGN §7: no Faust web server on 0.0.0.0 — the only listener is our loopback health port.
+    # docs/ARCHITECTURE.md, "Known traps": no Faust web server on 0.0.0.0 — the only
+    # listener is our loopback health port.
     assert rig.worker.proc is not None
     assert listening_sockets(rig.worker.proc.pid) == {("127.0.0.1", rig.worker.port)}
 
