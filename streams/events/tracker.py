@@ -1,4 +1,4 @@
-"""Per-stream fall events from window results: the rules, the Redis tracker, a Python reference.
+"""Per-stream fall events from window results: the rules and the Redis tracker that runs them.
 
 Inputs: decoded `result` records (schemas/result.v1.avsc) of one or many streams, in any
 order, possibly duplicated (replays, cloud + fallback for the same window).
@@ -50,12 +50,14 @@ Failure modes: `MessageSchemaError` for results violating the value rules (label
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 import redis
@@ -63,17 +65,18 @@ import redis.asyncio
 
 from streams.core.errors import MessageSchemaError, StateStoreError
 from streams.core.settings import Settings
-from streams.events.alerts import ALERT_NAMESPACE, AlertFacts, PendingAlert, alert_id, build_alert
-from streams.events.state import MAX_SEQ, TRACKER_APPLY_LUA, outbox_keys, stream_keys
+from streams.events.alerts import ALERT_NAMESPACE, AlertFacts, PendingAlert, build_alert
+from streams.events.state import MAX_SEQ, outbox_keys, stream_keys
 
 __all__ = [
     "DECIDED_BY",
     "ApplyOutcome",
     "Decision",
     "EventTracker",
-    "ReferenceTracker",
     "TrackerConfig",
     "decision_from_result",
+    "new_generation_token",
+    "tracker_lua",
 ]
 
 log = logging.getLogger(__name__)
@@ -164,8 +167,15 @@ class ApplyOutcome:
     alerts: list[PendingAlert]
 
 
-def _token() -> str:
+def new_generation_token() -> str:
+    """A random token naming a new generation of a stream's state (rule 4)."""
     return secrets.token_hex(8)
+
+
+@functools.cache
+def tracker_lua() -> str:
+    """The event rules' Lua script (`tracker.lua`, package data beside this module)."""
+    return resources.files(__package__ or "streams.events").joinpath("tracker.lua").read_text()
 
 
 class EventTracker:
@@ -182,7 +192,7 @@ class EventTracker:
         settings: Settings | None = None,
         *,
         config: TrackerConfig | None = None,
-        token_factory: Callable[[], str] = _token,
+        token_factory: Callable[[], str] = new_generation_token,
     ) -> None:
         if config is None:
             if settings is None:
@@ -194,7 +204,7 @@ class EventTracker:
         self.config = config
         self._client = client
         self._token_factory = token_factory
-        self._apply = client.register_script(TRACKER_APPLY_LUA)
+        self._apply = client.register_script(tracker_lua())
         self._outbox, self._outbox_t = outbox_keys(config.prefix)
 
     async def apply(
@@ -290,160 +300,3 @@ class EventTracker:
 
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-@dataclass
-class _StreamState:
-    gen: str
-    n_events: int = 0
-    max_seq: int | None = None
-    max_cap: int | None = None
-    decisions: dict[int, tuple[int, str, int]] = field(default_factory=dict)
-    falls: dict[int, Decision] = field(default_factory=dict)
-    open: bool = False
-    ev_id: str = ""
-    ev_first: int = 0
-    ev_last: int = 0
-    ev_by: str = ""
-    ev_models: Mapping[str, str] = field(default_factory=dict)
-    cooldown: int | None = None
-
-
-class ReferenceTracker:
-    """Pure-Python model of the same rules as the Lua script (no Redis; for tests and docs).
-
-    Produces the same `AlertFacts` as `EventTracker` for the same sequence of decisions,
-    token factory and clock. No TTL and no outbox: alerts are returned directly.
-    """
-
-    def __init__(self, config: TrackerConfig, *, token_factory: Callable[[], str] = _token) -> None:
-        self.config = config
-        self._token_factory = token_factory
-        self._streams: dict[str, _StreamState] = {}
-
-    def apply(self, result: Mapping[str, Any], *, now_ns: int = 0) -> ApplyOutcome:
-        """Apply one decoded result (see `EventTracker.apply_result`)."""
-        return self.apply_decision(decision_from_result(result), now_ns=now_ns)
-
-    def apply_decision(self, d: Decision, *, now_ns: int = 0) -> ApplyOutcome:
-        """Apply an already validated `Decision`."""
-        cfg = self.config
-        token = self._token_factory()
-        st = self._streams.setdefault(d.stream_id, _StreamState(gen=token))
-        status, late = "applied", False
-        prev = st.decisions.get(d.seq)
-        stale = st.max_seq is not None and d.seq < st.max_seq - cfg.retention_windows
-        collides = prev is not None and prev[2] != d.capture_end_ns
-        # Lua compares captures as doubles: mirror that exactly.
-        newer = st.max_cap is not None and float(d.capture_end_ns) > float(st.max_cap)
-        if (stale or collides) and newer:
-            st = self._streams[d.stream_id] = _StreamState(gen=token)
-            prev, status = None, "restarted"
-        elif stale:
-            return ApplyOutcome("stale", "none", False, [])
-        if prev is not None:
-            late = d.decided_by == "cloud" and prev[1] == "edge-fallback"
-            if not (d.label == 1 and prev[0] == 0 and late):
-                return ApplyOutcome("duplicate", "none", late, [])
-            status = "upgraded"
-        st.decisions[d.seq] = (d.label, d.decided_by, d.capture_end_ns)
-        if st.max_cap is None or float(d.capture_end_ns) > float(st.max_cap):
-            st.max_cap = d.capture_end_ns
-        if d.label == 1:
-            st.falls[d.seq] = d
-        if prev is None and (st.max_seq is None or d.seq > st.max_seq):
-            st.max_seq = d.seq
-            floor = d.seq - cfg.retention_windows
-            for old in [s for s in st.decisions if s < floor]:
-                del st.decisions[old]
-                st.falls.pop(old, None)
-        facts: list[AlertFacts] = []
-        now_ms = now_ns // 1_000_000
-        outcome = "none"
-        if d.label == 1:
-            if st.cooldown is not None and d.seq <= st.cooldown:
-                outcome = "in_cooldown"
-            elif st.open:
-                st.ev_first = min(st.ev_first, d.seq)
-                outcome = "extended"
-            else:
-                self._open(st, d.seq, now_ms, facts)
-                outcome = "opened"
-        outcome += self._settle(st, now_ms, facts)
-        return ApplyOutcome(status, outcome, late, [build_alert(f, cfg.source) for f in facts])
-
-    def _open(self, st: _StreamState, seq: int, now_ms: int, out: list[AlertFacts]) -> None:
-        d = st.falls[seq]
-        st.n_events += 1
-        st.open, st.ev_id = True, f"{st.gen}-{st.n_events}"
-        st.ev_first = st.ev_last = seq
-        st.ev_by, st.ev_models = d.decided_by, dict(d.model_versions)
-        out.append(
-            AlertFacts(
-                alert_id=alert_id(d.stream_id, st.ev_id, "detected"),
-                event_id=st.ev_id,
-                stream_id=d.stream_id,
-                state="detected",
-                first_window_seq=seq,
-                last_window_seq=seq,
-                windows=(seq,),
-                decided_by=d.decided_by,
-                confidence=d.p_fall,
-                capture_end_ns=d.capture_end_ns,
-                snapshot_b64=d.snapshot_b64,
-                model_versions=dict(d.model_versions),
-                created_ms=now_ms,
-            )
-        )
-
-    def _settle(self, st: _StreamState, now_ms: int, out: list[AlertFacts]) -> str:
-        """Re-derive the open event from its first fall (see the Lua `settle`)."""
-        extra = ""
-        r = self.config.resolve_after_windows
-        while st.open:
-            members = sorted(s for s in st.decisions if s >= st.ev_first)
-            last: int | None = None
-            run, prev, ev_falls, stop = 0, None, [], None
-            for j, seq in enumerate(members):
-                if st.decisions[seq][0] == 1:
-                    last, run = seq, 0
-                    ev_falls.append(seq)
-                else:
-                    run = run + 1 if prev is not None and seq == prev + 1 and run > 0 else 1
-                    if run >= r:
-                        stop = j
-                        break
-                prev = seq
-            st.ev_last = st.ev_first if last is None else last
-            if stop is None:
-                return extra
-            first = st.falls.get(st.ev_first)
-            stream_id = first.stream_id if first is not None else st.falls[ev_falls[0]].stream_id
-            out.append(
-                AlertFacts(
-                    alert_id=alert_id(stream_id, st.ev_id, "resolved"),
-                    event_id=st.ev_id,
-                    stream_id=stream_id,
-                    state="resolved",
-                    first_window_seq=st.ev_first,
-                    last_window_seq=st.ev_last,
-                    windows=tuple(ev_falls),
-                    decided_by=st.ev_by,
-                    confidence=max(
-                        (st.falls[s].p_fall for s in ev_falls if s in st.falls), default=0.0
-                    ),
-                    capture_end_ns=first.capture_end_ns if first is not None else 0,
-                    snapshot_b64=None,
-                    model_versions=dict(st.ev_models),
-                    created_ms=now_ms,
-                )
-            )
-            st.open = False
-            st.cooldown = st.ev_last + self.config.cooldown_windows
-            extra += "+resolved"
-            for seq in members[stop + 1 :]:
-                if st.decisions[seq][0] == 1 and seq > st.cooldown:
-                    self._open(st, seq, now_ms, out)
-                    extra += "+opened"
-                    break
-        return extra

@@ -17,10 +17,12 @@ import redis
 import redis.asyncio
 
 from streams.core.errors import StateStoreError
-from streams.events.state import PendingOffloads, SyncPendingOffloads, stream_keys
-from streams.events.tracker import ApplyOutcome, EventTracker, ReferenceTracker, TrackerConfig
+from streams.events.reference import ReferenceTracker
+from streams.events.state import PendingOffloads, stream_keys
+from streams.events.tracker import ApplyOutcome, EventTracker, TrackerConfig
 from tests.event_cases import CASES, Case, counting_tokens, result
 from tests.integration.conftest import StackSettings
+from tests.integration.sync_pending import SyncPendingOffloads
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from streams.core.errors import MessageSchemaError
 from streams.events.alerts import PendingAlert, alert_id, build_alert
-from streams.events.tracker import ReferenceTracker, TrackerConfig, decision_from_result
+from streams.events.reference import ReferenceTracker
+from streams.events.tracker import TrackerConfig, decision_from_result
 from tests.event_cases import CASES, Case, counting_tokens, result
 
 
