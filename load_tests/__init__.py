@@ -3,8 +3,9 @@
 Modules:
 - ``load_tests.fleet``: camera-fleet simulator replaying PRE-ENCODED windows at a target
   aggregate rate (bounded in count and duration), so the producer is never the bottleneck.
-- ``load_tests.workers``: run-isolated settings, ``fallwatch edge|cloud`` subprocesses
-  (start, readiness, kill -9, stop), cleanup of the run's topics and Redis keys.
+- Worker subprocesses (run-isolated settings, start, readiness, kill -9, stop, /metrics,
+  cleanup of the run's topics and Redis keys) come from ``streams.devtools.workers``, the
+  one harness the demo, these experiments and the tests share.
 - ``load_tests.collector``: background reader of the results, offload, alerts and
   dead-letter topics, with receive timestamps.
 - ``load_tests.bare``: the bare inference loop in its own process (the baseline).

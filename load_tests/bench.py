@@ -68,8 +68,15 @@ from load_tests.measure import (
     steady_throughput,
 )
 from load_tests.report import format_report
-from load_tests.workers import REPO_ROOT, WorkerProcess, cleanup_run, isolated_run, new_run_id
 from streams.core.settings import Settings
+from streams.devtools.workers import (
+    REPO_ROOT,
+    WorkerProcess,
+    cleanup_run,
+    isolated_run,
+    new_run_id,
+    worker_env,
+)
 
 __all__ = ["DEFAULT", "QUICK", "BenchProfile", "main", "run_bench"]
 
@@ -128,7 +135,6 @@ def bare_run(
     """Run ``load_tests.bare`` in a subprocess (same FALLWATCH_* env as the edge worker) over
     the planned windows; returns its JSON report (``error`` set if it failed)."""
     from load_tests.bare import write_records
-    from streams.devtools.demo import worker_env
 
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / "bare-records.bin"
@@ -166,8 +172,12 @@ class _Bench:
         )
         self.use_cloud = cloud
         self.keep = keep
-        self.edge = WorkerProcess("edge", self.settings, self.log_dir, extra_env=self.model_env)
-        self.cloud = WorkerProcess("cloud", self.settings, self.log_dir, extra_env=self.model_env)
+        self.edge = WorkerProcess.for_settings(
+            "edge", self.settings, self.log_dir, extra_env=self.model_env
+        )
+        self.cloud = WorkerProcess.for_settings(
+            "cloud", self.settings, self.log_dir, extra_env=self.model_env
+        )
         self.collector = OutputCollector(self.settings)
         self.sink: Any = None
         self.pool: WindowPool | None = None

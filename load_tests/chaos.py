@@ -38,10 +38,24 @@ from typing import Any
 from load_tests.collector import OutputCollector, SeenAlert
 from load_tests.fleet import CameraFleet, FleetStats, KafkaFleetSink, build_pool
 from load_tests.measure import load_average
-from load_tests.workers import REPO_ROOT, WorkerProcess, cleanup_run, isolated_run, new_run_id
 from streams.core.settings import Settings
+from streams.devtools.workers import (
+    REPO_ROOT,
+    WorkerProcess,
+    cleanup_run,
+    isolated_run,
+    new_run_id,
+)
 
-__all__ = ["AlertAudit", "ChaosOptions", "ChaosReport", "audit_alerts", "format_chaos", "main", "run_chaos"]
+__all__ = [
+    "AlertAudit",
+    "ChaosOptions",
+    "ChaosReport",
+    "audit_alerts",
+    "format_chaos",
+    "main",
+    "run_chaos",
+]
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +219,7 @@ def run_chaos(base: Settings, options: ChaosOptions) -> ChaosReport:
     report = ChaosReport(run_id=run_id, log_dir=str(log_dir))
     preflight(settings)
     ensure_topics(settings)
-    workers = {r: WorkerProcess(r, settings, log_dir) for r in ("edge", "cloud")}
+    workers = {r: WorkerProcess.for_settings(r, settings, log_dir) for r in ("edge", "cloud")}
     collector = OutputCollector(settings)
     sink: Any = None
     fleet_stats: list[FleetStats] = []

@@ -1,6 +1,6 @@
 """Pipeline counters → benchmark numbers: cost vs cloud-only and the edge worker's batches.
 
-Inputs: two scrapes of the workers' ``/metrics`` (``load_tests.workers.parse_metrics``) and
+Inputs: two scrapes of the workers' ``/metrics`` (``streams.devtools.workers.parse_metrics``) and
 process CPU seconds, taken before and after a phase, plus the models' ms/window from the
 bare runs. Outputs: JSON-friendly dicts (``None`` where a worker did not expose a number).
 Formula (the compute target, docs/STATUS.md):

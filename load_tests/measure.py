@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 
 from load_tests.collector import SeenOffload, SeenResult
-from load_tests.workers import MetricSamples
+from streams.devtools.workers import MetricSamples
 
 __all__ = [
     "as_ms",

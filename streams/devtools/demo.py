@@ -28,15 +28,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -51,13 +47,19 @@ from streams.devtools.report import (
     build_summary,
     format_summary,
 )
+from streams.devtools.workers import (
+    REPO_ROOT,
+    WorkerProcess,
+    WorkerStartError,
+    cleanup_run,
+    isolated_run,
+    wait_all_ready,
+)
 
-__all__ = ["DemoError", "DemoOptions", "isolated_settings", "run_demo", "worker_env"]
+__all__ = ["DemoError", "DemoOptions", "preflight", "run_demo"]
 
 log = logging.getLogger(__name__)
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-_STOP_GRACE_S = 20.0
 _QUIET_S = 4.0
 
 
@@ -97,12 +99,6 @@ class _Camera:
     published: list[PublishedWindow] = field(default_factory=list)
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def _check_tcp(hostport: str, what: str) -> None:
     host, _, port = hostport.rpartition(":")
     try:
@@ -133,119 +129,6 @@ def preflight(settings: Settings) -> None:
         ) from exc
     finally:
         client.close()
-
-
-def isolated_settings(settings: Settings, run_id: str, **extra: Any) -> Settings:
-    """Settings with run-unique topics, groups and Redis prefix (validated)."""
-    updates = {
-        "topic_frames": f"fallwatch.{run_id}.frames",
-        "topic_offload": f"fallwatch.{run_id}.offload",
-        "topic_results": f"fallwatch.{run_id}.results",
-        "topic_alerts": f"fallwatch.{run_id}.alerts",
-        "topic_deadletter": f"fallwatch.{run_id}.deadletter",
-        "edge_group": f"fallwatch-edge-{run_id}",
-        "cloud_group": f"fallwatch-cloud-{run_id}",
-        "redis_prefix": f"fwdemo-{run_id}",
-        **extra,
-    }
-    return type(settings).model_validate({**settings.model_dump(), **updates})
-
-
-_ENV_KEYS = (
-    "topic_frames",
-    "topic_offload",
-    "topic_results",
-    "topic_alerts",
-    "topic_deadletter",
-    "edge_group",
-    "cloud_group",
-    "redis_prefix",
-    "edge_http_port",
-    "cloud_http_port",
-    "http_host",
-)
-
-
-def worker_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
-    """Environment for a worker subprocess: `base` plus the run's FALLWATCH_* overrides."""
-    env = dict(base)
-    for key in _ENV_KEYS:
-        env[f"FALLWATCH_{key.upper()}"] = str(getattr(settings, key))
-    return env
-
-
-class _Worker:
-    """One `fallwatch edge|cloud` subprocess with its log file and readiness URL."""
-
-    def __init__(self, role: str, settings: Settings, port: int, run_dir: Path) -> None:
-        self.role = role
-        self.log_path = run_dir / f"{role}.log"
-        self.ready_url = f"http://{settings.http_host}:{port}/readyz"
-        self._settings = settings
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log_file = self.log_path.open("wb")
-        # Children inherit the parent's environment (PATH, FALLWATCH_* settings) plus the
-        # run's isolation overrides; configuration itself is still read by streams.core.settings.
-        env = worker_env(self._settings, dict(os.environ))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", self.role],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=_REPO_ROOT,
-        )
-        log_file.close()
-
-    def exited(self) -> int | None:
-        return None if self.proc is None else self.proc.poll()
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.ready_url, timeout=2) as resp:
-                return int(resp.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def stop(self, grace_s: float = _STOP_GRACE_S) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            log.warning("worker_kill", extra={"role": self.role})
-            self.proc.kill()
-            return self.proc.wait(timeout=10)
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(text[-lines:])
-
-
-def _wait_ready(workers: list[_Worker], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    pending = list(workers)
-    while pending:
-        for worker in list(pending):
-            code = worker.exited()
-            if code is not None:
-                raise DemoError(
-                    f"{worker.role} worker exited with status {code} during start-up; "
-                    f"log {worker.log_path}:\n{worker.tail()}"
-                )
-            if worker.ready():
-                pending.remove(worker)
-        if pending and time.monotonic() > deadline:
-            names = ", ".join(w.role for w in pending)
-            raise DemoError(
-                f"{names} worker not ready after {timeout_s:.0f} s; see {pending[0].log_path}"
-            )
-        time.sleep(0.5)
 
 
 def _render_cameras(settings: Settings, options: DemoOptions) -> list[_Camera]:
@@ -307,7 +190,7 @@ def _run_camera(
 def _drain(
     collector: PipelineCollector,
     windows: list[PublishedWindow],
-    workers: list[_Worker],
+    workers: list[WorkerProcess],
     timeout_s: float,
 ) -> None:
     """Wait until every window has a result and nothing new arrived for a few seconds."""
@@ -323,43 +206,6 @@ def _drain(
     log.warning("demo_drain_timeout", extra={"timeout_s": timeout_s})
 
 
-def cleanup_run(settings: Settings, run_id: str) -> None:
-    """Delete a run's topics (incl. Faust's internal ones) and its Redis keys; never raises.
-
-    Shared by the demo and load_tests: both give every run its own topics (named with
-    ``run_id``) and Redis prefix, and clean-up must never hide the run's result.
-    """
-    import redis
-    from kafka.admin import KafkaAdminClient
-
-    from streams.kafka.security import kafka_python_security
-
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap,
-            client_id=f"fallwatch-cleanup-{run_id}",
-            **kafka_python_security(settings),
-        )
-        try:
-            topics = [t for t in admin.list_topics() if run_id in t]
-            if topics:
-                admin.delete_topics(topics, timeout_ms=15_000)
-        finally:
-            admin.close()
-    except Exception as exc:  # clean-up must never hide the run's result
-        log.warning("cleanup_topics_failed", extra={"error": repr(exc)})
-    try:
-        client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=5)
-        try:
-            keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
-            for start in range(0, len(keys), 500):
-                client.delete(*keys[start : start + 500])
-        finally:
-            client.close()
-    except Exception as exc:
-        log.warning("cleanup_redis_failed", extra={"error": repr(exc)})
-
-
 def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
     """Run the demo end to end (see the module docstring); returns the summary."""
     from streams.kafka.topics import ensure_topics
@@ -367,15 +213,9 @@ def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
     out = options.out or sys.stdout
     preflight(settings)
     run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
-    run_dir = options.run_dir or (_REPO_ROOT / ".stack" / "demo" / run_id)
+    run_dir = options.run_dir or (REPO_ROOT / ".stack" / "demo" / run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
-    edge_port = _free_port(settings.http_host)
-    cloud_port = _free_port(settings.http_host)
-    while cloud_port == edge_port:
-        cloud_port = _free_port(settings.http_host)
-    demo_settings = isolated_settings(
-        settings, run_id, edge_http_port=edge_port, cloud_http_port=cloud_port
-    )
+    demo_settings = isolated_run(settings, run_id, http_host=settings.http_host)
     print(
         f"fallwatch demo {run_id}: {options.cameras} cameras x {options.duration_s:.0f} s, "
         f"logs in {run_dir}",
@@ -383,10 +223,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
         flush=True,
     )
     ensure_topics(demo_settings)
-    workers = [
-        _Worker("edge", demo_settings, edge_port, run_dir),
-        _Worker("cloud", demo_settings, cloud_port, run_dir),
-    ]
+    workers = [WorkerProcess.for_settings(r, demo_settings, run_dir) for r in ("edge", "cloud")]
     geometry = WindowGeometry(demo_settings.gateway_window_s, demo_settings.gateway_stride_s)
     collector = PipelineCollector(demo_settings, out=out if options.print_alerts else None)
     stop = threading.Event()
@@ -403,7 +240,10 @@ def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
             file=out,
             flush=True,
         )
-        _wait_ready(workers, options.startup_timeout_s)
+        try:
+            wait_all_ready(workers, options.startup_timeout_s)
+        except WorkerStartError as exc:
+            raise DemoError(str(exc)) from exc
         collector.start()
         print("workers ready; cameras live (alerts below)", file=out, flush=True)
         stagger_s = demo_settings.gateway_stride_s / max(1, len(cameras))

@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -35,10 +31,10 @@ from onnx import TensorProto, helper
 import schemas
 from models.metadata import InputSpec, ModelMeta, stamp_metadata
 from streams.core.video import encode_window
+from streams.devtools.workers import WorkerProcess, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-REPO = Path(__file__).resolve().parents[2]
 FALL_LEVEL, NO_FALL_LEVEL = 242, 13
 
 
@@ -68,12 +64,6 @@ def build_mean_pixel_cloud(path: Path) -> Path:
     stamp_metadata(model, meta)
     path.write_bytes(model.SerializeToString())
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -116,51 +106,22 @@ def cloud_setup(
     return CloudSetup(env, topics, group, port, prefix, stack.redis_url, stack.bootstrap, tmp_path)
 
 
-class CloudProcess:
-    def __init__(self, setup: CloudSetup, name: str, **env: str) -> None:
-        self.log_path = setup.log_dir / f"{name}.log"
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams", "cloud"],
-                env={**setup.env, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
-        self.ready_url = f"http://127.0.0.1:{setup.port}/readyz"
-
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"cloud worker died:\n{self.log()}"
-            try:
-                with urllib.request.urlopen(self.ready_url, timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.3)
-        pytest.fail(f"cloud worker not ready after {timeout_s} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
-
-    def terminate(self, timeout_s: float = 30.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout_s)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
+def cloud_process(setup: CloudSetup, name: str, **env: str) -> WorkerProcess:
+    """Start `python -m streams cloud` on the setup's topics (plus `env` overrides)."""
+    merged = {**setup.env, **env}
+    worker = WorkerProcess(
+        "cloud", merged, int(merged["FALLWATCH_CLOUD_HTTP_PORT"]), setup.log_dir / f"{name}.log"
+    )
+    worker.start()
+    return worker
 
 
 @pytest.fixture
-def cloud_processes() -> Iterator[list[CloudProcess]]:
-    procs: list[CloudProcess] = []
+def cloud_processes() -> Iterator[list[WorkerProcess]]:
+    procs: list[WorkerProcess] = []
     yield procs
     for p in procs:
-        if p.proc.poll() is None:
-            p.kill()
+        p.kill9()
 
 
 def offload_request(stream: str, seq: int, level: int, reason: str = "uncertain") -> bytes:
@@ -320,7 +281,7 @@ def decoded_results(records: list[Any]) -> list[dict[str, Any]]:
 
 
 def test_uncertain_requests_get_cloud_results_and_bad_ones_are_dead_lettered(
-    cloud_setup: CloudSetup, cloud_processes: list[CloudProcess]
+    cloud_setup: CloudSetup, cloud_processes: list[WorkerProcess]
 ) -> None:
     items = [("camA", q, FALL_LEVEL if q % 2 else NO_FALL_LEVEL, "uncertain") for q in range(6)]
     items += [("camB", 0, FALL_LEVEL, "audit"), ("camB", 1, NO_FALL_LEVEL, "audit")]
@@ -328,7 +289,7 @@ def test_uncertain_requests_get_cloud_results_and_bad_ones_are_dead_lettered(
     assert pending_op(cloud_setup, "add", uncertain) == len(uncertain)
     produce(cloud_setup, items, extra=[b"\x00\x00\x00\x00\x02not avro at all"])
 
-    worker = CloudProcess(cloud_setup, "worker")
+    worker = cloud_process(cloud_setup, "worker")
     cloud_processes.append(worker)
     worker.wait_ready()
     results = decoded_results(
@@ -353,14 +314,14 @@ def test_uncertain_requests_get_cloud_results_and_bad_ones_are_dead_lettered(
         metrics = resp.read().decode()
     assert f'fallwatch_results_total{{decided_by="cloud"}} {float(len(uncertain))}' in metrics
     assert 'fallwatch_audit_agreement_total{agree="true"}' in metrics
-    assert worker.terminate() == 0, worker.log()
+    assert worker.stop(grace_s=30.0) == 0, worker.tail(30)
     assert committed(cloud_setup) == {p: o for p, o in end_offsets(cloud_setup).items() if o}
     # Audit requests produced no result, even after everything was committed.
     assert len(read_all(cloud_setup, "results")) == len(uncertain)
 
 
 def test_killed_worker_loses_no_window_and_commits_only_delivered_results(
-    cloud_setup: CloudSetup, cloud_processes: list[CloudProcess]
+    cloud_setup: CloudSetup, cloud_processes: list[WorkerProcess]
 ) -> None:
     items = [
         (f"cam{i % 4}", i // 4, FALL_LEVEL if i % 3 == 0 else NO_FALL_LEVEL, "uncertain")
@@ -370,11 +331,11 @@ def test_killed_worker_loses_no_window_and_commits_only_delivered_results(
     pending_op(cloud_setup, "add", sorted(windows))
     where = produce(cloud_setup, items)
 
-    first = CloudProcess(cloud_setup, "first", FALLWATCH_CLOUD_BATCH_MAX="1")
+    first = cloud_process(cloud_setup, "first", FALLWATCH_CLOUD_BATCH_MAX="1")
     cloud_processes.append(first)
     first.wait_ready()
     read_all(cloud_setup, "results", until=lambda recs: len(recs) >= 20)
-    first.kill()  # SIGKILL mid-way: no chance to finish the batch or commit
+    first.kill9()  # SIGKILL mid-way: no chance to finish the batch or commit
 
     seen = {
         (r["stream_id"], r["window_seq"]) for r in decoded_results(read_all(cloud_setup, "results"))
@@ -385,7 +346,7 @@ def test_killed_worker_loses_no_window_and_commits_only_delivered_results(
         covered = {key for (p, o), key in where.items() if p == partition and o < offset}
         assert covered <= seen, f"partition {partition}: committed past undelivered results"
 
-    second = CloudProcess(cloud_setup, "second")
+    second = cloud_process(cloud_setup, "second")
     cloud_processes.append(second)
     second.wait_ready(timeout_s=90)
     results = decoded_results(
@@ -405,28 +366,28 @@ def test_killed_worker_loses_no_window_and_commits_only_delivered_results(
     while pending_op(cloud_setup, "count") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert pending_op(cloud_setup, "count") == 0
-    assert second.terminate() == 0, second.log()
+    assert second.stop(grace_s=30.0) == 0, second.tail(30)
     assert committed(cloud_setup) == {p: o for p, o in end_offsets(cloud_setup).items() if o}
 
 
 def test_second_worker_shares_the_group_and_takes_over_after_a_graceful_stop(
-    cloud_setup: CloudSetup, cloud_processes: list[CloudProcess]
+    cloud_setup: CloudSetup, cloud_processes: list[WorkerProcess]
 ) -> None:
     items = [(f"cam{i % 4}", i // 4, NO_FALL_LEVEL, "uncertain") for i in range(160)]
     windows = {(s, q) for s, q, _, _ in items}
     pending_op(cloud_setup, "add", sorted(windows))
 
-    a = CloudProcess(cloud_setup, "a", FALLWATCH_CLOUD_BATCH_MAX="1")
+    a = cloud_process(cloud_setup, "a", FALLWATCH_CLOUD_BATCH_MAX="1")
     cloud_processes.append(a)
     a.wait_ready()
-    b = CloudProcess(
+    b = cloud_process(
         cloud_setup, "b", FALLWATCH_CLOUD_BATCH_MAX="1", FALLWATCH_CLOUD_HTTP_PORT=str(free_port())
     )
     cloud_processes.append(b)
     time.sleep(3)  # let b join: partitions are split between a and b
     produce(cloud_setup, items)
     read_all(cloud_setup, "results", until=lambda recs: len(recs) >= 20)
-    assert a.terminate() == 0, a.log()  # rebalance while b is mid-batch
+    assert a.stop(grace_s=30.0) == 0, a.tail(30)  # rebalance while b is mid-batch
     results = decoded_results(
         read_all(
             cloud_setup,
@@ -438,7 +399,7 @@ def test_second_worker_shares_the_group_and_takes_over_after_a_graceful_stop(
         )
     )
     assert {(r["stream_id"], r["window_seq"]) for r in results} == windows
-    assert b.proc.poll() is None, b.log()
-    assert b.terminate() == 0, b.log()
+    assert b.proc.poll() is None, b.tail(30)
+    assert b.stop(grace_s=30.0) == 0, b.tail(30)
     assert committed(cloud_setup) == {p: o for p, o in end_offsets(cloud_setup).items() if o}
     assert pending_op(cloud_setup, "count") == 0

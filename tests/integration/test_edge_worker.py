@@ -24,13 +24,12 @@ from typing import Any
 import pytest
 
 import schemas
-from tests.integration.edge_worker_harness import (
+from streams.devtools.workers import free_port
+from tests.integration.edge_rig import (
     EdgeRig,
     alerts_of,
     decoded,
-    free_port,
     listening_sockets,
-    metric_samples,
     rig_factory,
 )
 from tests.onnx_test_models import (
@@ -43,7 +42,7 @@ from tests.onnx_test_models import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-__all__ = ["rig_factory"]  # the fixture, imported from the harness
+__all__ = ["rig_factory"]  # the fixture, imported from the rig
 
 
 # ---- tests -----------------------------------------------------------------------------
@@ -83,7 +82,7 @@ def test_windows_are_routed_to_results_and_offloads(rig_factory: Callable[..., E
     assert set(body["checks"]) == {"kafka", "consumer_group", "redis", "models"}
     windows_in = ("fallwatch_windows_in_total", (("worker", "edge"),))
     deadline = time.monotonic() + 5  # metrics are updated right after the batch's delivery
-    while (samples := metric_samples(rig.worker.metrics())).get(windows_in) != 3:
+    while (samples := rig.worker.metrics()).get(windows_in) != 3:
         assert time.monotonic() < deadline, samples.get(windows_in)
         time.sleep(0.1)
     assert samples[("fallwatch_windows_routed_total", (("path", "edge"),))] == 2

@@ -16,7 +16,7 @@ from load_tests.collector import SeenAlert, SeenOffload, SeenResult
 from load_tests.fleet import CameraFleet, EncodedWindow, WindowPool, frame_record
 from load_tests.measure import edge_output_times, percentiles, steady_throughput
 from load_tests.report import verdicts
-from load_tests.workers import parse_metrics
+from streams.devtools.workers import parse_metrics
 
 
 def _alert(

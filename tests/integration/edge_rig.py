@@ -1,9 +1,10 @@
-"""Harness for edge-worker integration tests: the worker as a subprocess, its topics, probes.
+"""The edge worker's test rig: its topics, settings and a running worker, and probes.
 
 ``rig_factory(**FALLWATCH_overrides)`` creates unique topics (``topic_factory``), a unique
-consumer group, HTTP port and Redis prefix, starts ``run_edge_worker`` in a subprocess with
-those settings (test-only ONNX models from ``tests.onnx_test_models`` unless ``zoo=True``),
-waits for /readyz, and stops every worker it started at teardown (SIGTERM, then SIGKILL).
+consumer group, HTTP port and Redis prefix, starts the edge worker in a subprocess with
+those settings (test-only ONNX models from ``tests.onnx_test_models`` unless ``zoo=True``)
+through the one worker harness (``streams.devtools.workers.WorkerProcess``), waits for
+/readyz, and stops every worker it started at teardown (SIGTERM, then SIGKILL).
 ``EdgeRig`` sends windows with kafka-python and reads the output topics from the start.
 """
 
@@ -13,11 +14,8 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,26 +26,16 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 import schemas
+from streams.devtools.workers import WorkerProcess, free_port
 from tests.onnx_test_models import build_margin_switcher, build_mean_pixel_edge
 
 __all__ = [
     "EdgeRig",
-    "EdgeWorkerProcess",
     "alerts_of",
     "decoded",
-    "free_port",
     "listening_sockets",
-    "metric_samples",
     "rig_factory",
 ]
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def listening_sockets(pid: int) -> set[tuple[str, int]]:
@@ -78,69 +66,17 @@ def listening_sockets(pid: int) -> set[tuple[str, int]]:
     return found
 
 
-@dataclass
-class EdgeWorkerProcess:
-    """The edge worker in a subprocess; logs go to ``log_path``."""
-
-    env: dict[str, str]
-    log_path: Path
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        code = (
-            "from streams.core.logs import configure_logging\n"
-            "configure_logging('INFO')\n"
-            "from streams.core.settings import get_settings\n"
-            "from streams.edge.app import run_edge_worker\n"
-            "run_edge_worker(get_settings())\n"
-        )
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code], cwd=REPO, env=self.env, stdout=log, stderr=log
-        )
-
-    def readyz(self) -> tuple[int, dict[str, Any]]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
-            return str(r.read().decode())
-
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"edge worker exited with {self.proc.returncode}:\n{self.logs()}")
-            try:
-                if self.readyz()[0] == 200:
-                    return
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"edge worker not ready after {timeout_s} s:\n{self.logs()}")
-
-    def stop(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM, wait; SIGKILL if it hangs. Returns the exit status."""
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return int(self.proc.returncode)
-
-    def logs(self, tail: int = 6000) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return text[-tail:]
+#: The worker's entry point as the tests run it: ``run_edge_worker`` itself, so an exception
+#: that stops it leaves its traceback (class names included) in the log.
+EDGE_WORKER_ARGV = [
+    sys.executable,
+    "-c",
+    "from streams.core.logs import configure_logging\n"
+    "configure_logging('INFO')\n"
+    "from streams.core.settings import get_settings\n"
+    "from streams.edge.app import run_edge_worker\n"
+    "run_edge_worker(get_settings())\n",
+]
 
 
 @dataclass
@@ -152,10 +88,10 @@ class EdgeRig:
     results: str
     alerts: str
     deadletter: str
-    worker: EdgeWorkerProcess
+    worker: WorkerProcess
     producer: KafkaProducer
     consumer_factory: Callable[..., KafkaConsumer]
-    spawn: Callable[[dict[str, str]], EdgeWorkerProcess]
+    spawn: Callable[[dict[str, str]], WorkerProcess]
 
     def restart(self, **overrides: str) -> None:
         """Start a new worker with the same settings (plus ``overrides``) and wait for it."""
@@ -199,7 +135,7 @@ def rig_factory(
     kafka_producer_factory: Callable[..., KafkaProducer],
     kafka_consumer_factory: Callable[..., KafkaConsumer],
 ) -> Iterator[Callable[..., EdgeRig]]:
-    started: list[EdgeWorkerProcess] = []
+    started: list[WorkerProcess] = []
 
     def make(*, zoo: bool = False, wait_ready: bool = True, **overrides: str) -> EdgeRig:
         names = {
@@ -237,9 +173,9 @@ def rig_factory(
             env["FALLWATCH_SWITCHER_MODEL_PATH"] = str(build_margin_switcher(tmp_path / "sw.onnx"))
         env.update(overrides)
 
-        def spawn(more: dict[str, str]) -> EdgeWorkerProcess:
+        def spawn(more: dict[str, str]) -> WorkerProcess:
             log_path = tmp_path / f"worker-{len(started)}.log"
-            process = EdgeWorkerProcess(env={**env, **more}, log_path=log_path, port=port)
+            process = WorkerProcess("edge", {**env, **more}, port, log_path, argv=EDGE_WORKER_ARGV)
             started.append(process)
             process.start()
             return process
@@ -261,19 +197,9 @@ def rig_factory(
 
     yield make
     for worker in started:
-        status = worker.stop()
+        status = worker.stop(grace_s=30.0)
         if status not in (0, -signal.SIGTERM):
             print(f"edge worker exit status {status}; log tail:\n{worker.logs()}")
-
-
-def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def decoded(records: list[Any], kind: str) -> list[dict[str, Any]]:
