@@ -16,7 +16,6 @@ from load_tests.collector import SeenAlert, SeenOffload, SeenResult
 from load_tests.fleet import CameraFleet, EncodedWindow, WindowPool, frame_record
 from load_tests.measure import edge_output_times, percentiles, steady_throughput
 from load_tests.report import verdicts
-from streams.devtools.workers import parse_metrics
 
 
 def _alert(
@@ -174,14 +173,6 @@ def test_edge_output_times_take_edge_results_and_uncertain_offloads_only() -> No
         SeenOffload("p-cam0", 3, "audit", 0, 1, 2),
     ]
     assert edge_output_times(results, offloads, "p-") == {("p-cam0", 1): 40, ("p-cam0", 2): 30}
-
-
-def test_parse_metrics_reads_labelled_samples() -> None:
-    text = (
-        "# TYPE fallwatch_windows_in_total counter\n"
-        'fallwatch_windows_in_total{worker="edge"} 12.0\n'
-    )
-    assert parse_metrics(text)[("fallwatch_windows_in_total", (("worker", "edge"),))] == 12.0
 
 
 def test_verdicts_never_call_a_missing_number_met() -> None:

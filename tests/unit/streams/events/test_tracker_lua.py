@@ -8,7 +8,7 @@ from pathlib import Path
 from streams.events import tracker
 from streams.events.tracker import tracker_lua
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 def test_tracker_lua_is_loaded_from_the_file_beside_the_tracker() -> None:
