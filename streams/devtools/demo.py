@@ -246,26 +246,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
             raise DemoError(str(exc)) from exc
         collector.start()
         print("workers ready; cameras live (alerts below)", file=out, flush=True)
-        stagger_s = demo_settings.gateway_stride_s / max(1, len(cameras))
-        for i, camera in enumerate(cameras):
-            camera.thread = threading.Thread(
-                target=_run_camera,
-                args=(camera, demo_settings, options, stop, collector, i * stagger_s),
-                name=f"gateway-{camera.stream_id}",
-                daemon=True,
-            )
-            camera.thread.start()
-        for camera in cameras:
-            assert camera.thread is not None
-            while camera.thread.is_alive():
-                camera.thread.join(timeout=0.5)
-                dead = [w for w in workers if w.exited() is not None]
-                if dead:
-                    stop.set()
-                    raise DemoError(
-                        f"{dead[0].role} worker died (status {dead[0].exited()}); "
-                        f"log {dead[0].log_path}:\n{dead[0].tail()}"
-                    )
+        _start_cameras(cameras, demo_settings, options, stop, collector)
+        _wait_for_cameras(cameras, workers, stop)
         windows = [w for cam in cameras for w in cam.published]
         _drain(collector, windows, workers, options.drain_timeout_s)
     finally:
@@ -279,6 +261,56 @@ def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
         if not options.keep_data:
             cleanup_run(demo_settings, run_id)
 
+    summary = _summary(cameras, collector, geometry, worker_codes)
+    summary["run_id"] = run_id
+    summary["run_dir"] = str(run_dir)
+    _report(summary, options.json_path, out)
+    return summary
+
+
+def _start_cameras(
+    cameras: list[_Camera],
+    settings: Settings,
+    options: DemoOptions,
+    stop: threading.Event,
+    collector: PipelineCollector,
+) -> None:
+    """One gateway thread per camera, starts staggered over one stride."""
+    stagger_s = settings.gateway_stride_s / max(1, len(cameras))
+    for i, camera in enumerate(cameras):
+        camera.thread = threading.Thread(
+            target=_run_camera,
+            args=(camera, settings, options, stop, collector, i * stagger_s),
+            name=f"gateway-{camera.stream_id}",
+            daemon=True,
+        )
+        camera.thread.start()
+
+
+def _wait_for_cameras(
+    cameras: list[_Camera], workers: list[WorkerProcess], stop: threading.Event
+) -> None:
+    """Join the camera threads; `DemoError` (and `stop` set) as soon as a worker dies."""
+    for camera in cameras:
+        assert camera.thread is not None
+        while camera.thread.is_alive():
+            camera.thread.join(timeout=0.5)
+            dead = [w for w in workers if w.exited() is not None]
+            if dead:
+                stop.set()
+                raise DemoError(
+                    f"{dead[0].role} worker died (status {dead[0].exited()}); "
+                    f"log {dead[0].log_path}:\n{dead[0].tail()}"
+                )
+
+
+def _summary(
+    cameras: list[_Camera],
+    collector: PipelineCollector,
+    geometry: WindowGeometry,
+    worker_codes: dict[str, int | None],
+) -> dict[str, Any]:
+    """The run's summary (`build_summary`) with the workers' and cameras' fates and `ok`."""
     windows = [w for cam in cameras for w in cam.published]
     falls = [
         StagedFall.from_json(doc)
@@ -297,8 +329,6 @@ def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
         geometry=geometry,
         malformed_alerts=snapshot.malformed,
     )
-    summary["run_id"] = run_id
-    summary["run_dir"] = str(run_dir)
     summary["worker_exit_codes"] = worker_codes
     summary["camera_errors"] = {c.stream_id: repr(c.error) for c in cameras if c.error}
     summary["ok"] = (
@@ -307,9 +337,13 @@ def run_demo(settings: Settings, options: DemoOptions) -> dict[str, Any]:
         and not summary["camera_errors"]
         and all(code in (0, None) for code in worker_codes.values())
     )
-    print(format_summary(summary), file=out, flush=True)
-    if options.json_path is not None:
-        options.json_path.parent.mkdir(parents=True, exist_ok=True)
-        options.json_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        print(f"summary written to {options.json_path}", file=out, flush=True)
     return summary
+
+
+def _report(summary: dict[str, Any], json_path: Path | None, out: TextIO) -> None:
+    """Print the summary table; write it as JSON when asked."""
+    print(format_summary(summary), file=out, flush=True)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        print(f"summary written to {json_path}", file=out, flush=True)
