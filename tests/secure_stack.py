@@ -31,7 +31,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 __all__ = ["SecureStack", "SecureStackError", "free_ports", "running_secure_stack"]
 

@@ -208,6 +208,7 @@ class WorkerProcess:
                 self.argv,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 env=self.env,
                 cwd=REPO_ROOT,
             )

@@ -3,9 +3,9 @@
 Kafka: SASL_SSL with SCRAM-SHA-512 and a CA generated at test time; Redis: TLS only
 (``port 0``) with ``requirepass``. The clients are configured only through the project's
 helpers: `Settings` built from the stack's ``FALLWATCH_*`` environment, then
-``streams.topics.kafka_python_security`` (kafka-python: admin, gateway, readers),
-``streams.topics.aiokafka_security`` (the workers' own producers and consumers) and
-``streams.app.faust_credentials`` as Faust's aiokafka driver turns it into client options;
+``streams.kafka.security.kafka_python_security`` (kafka-python: admin, gateway, readers),
+``streams.kafka.security.aiokafka_security`` (the workers' own producers and consumers) and
+``streams.edge.app.faust_credentials`` as Faust's aiokafka driver turns it into client options;
 Redis through the ``rediss://`` URL exactly as the workers open it.
 """
 
@@ -15,12 +15,7 @@ import asyncio
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,11 +29,13 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
-from streams.app import faust_credentials
-from streams.settings import Settings
-from streams.topics import aiokafka_security, ensure_topics, kafka_python_security
+from streams.core.settings import Settings
+from streams.devtools.workers import WorkerProcess, wait_all_ready
+from streams.edge.app import faust_credentials
+from streams.kafka.security import aiokafka_security, kafka_python_security
+from streams.kafka.topics import ensure_topics
 from tests.integration.conftest import unique_name
-from tests.secure_stack import REPO_ROOT, SecureStack, free_ports
+from tests.secure_stack import SecureStack, free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -284,7 +281,7 @@ def test_redis_over_tls_with_password_through_the_service_url(secure_stack: Secu
         sync_client.close()
 
     async def round_trip() -> tuple[bytes | str | None, int]:
-        # As the edge worker opens it (streams.edge_runtime), with a Lua call as its state does.
+        # As the edge worker opens it (streams.edge.runtime), with a Lua call as its state does.
         client = redis.asyncio.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         try:
             value = await client.get(key)
@@ -342,14 +339,6 @@ def test_stack_folder_holds_every_generated_secret_and_certificate(
         assert secret.stat().st_mode & 0o077 == 0, f"{secret} is readable by others"
 
 
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as reply:
-            return bool(reply.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def test_edge_and_cloud_workers_get_ready_and_stop_cleanly_on_the_secured_stack(
     secure_stack: SecureStack, tmp_path: Path
 ) -> None:
@@ -365,46 +354,21 @@ def test_edge_and_cloud_workers_get_ready_and_stop_cleanly_on_the_secured_stack(
         "FALLWATCH_CLOUD_GROUP": unique_name("secure-cloud"),
         "FALLWATCH_REDIS_PREFIX": unique_name("secure"),
     }
-    workers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    workers = {
+        role: WorkerProcess(role, env, port, tmp_path / f"{role}.log")
+        for role, port in (("edge", edge_port), ("cloud", cloud_port))
+    }
     try:
-        for role, port in (("edge", edge_port), ("cloud", cloud_port)):
-            with (tmp_path / f"{role}.log").open("wb") as log:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "streams", role],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    cwd=REPO_ROOT,
-                )
-            workers[role] = (proc, port)
-        deadline = time.monotonic() + 120
-        pending = set(workers)
-        while pending and time.monotonic() < deadline:
-            for role in sorted(pending):
-                proc, port = workers[role]
-                assert proc.poll() is None, _worker_log(tmp_path, role, "exited")
-                if _ready(port):
-                    pending.discard(role)
-            time.sleep(0.5)
-        assert not pending, _worker_log(tmp_path, min(pending), "never got ready")
+        for worker in workers.values():
+            worker.start()
+        wait_all_ready(list(workers.values()), timeout_s=120)
         groups = {env["FALLWATCH_EDGE_GROUP"], env["FALLWATCH_CLOUD_GROUP"]}
         assert _groups_seen(secure_stack.settings(), groups) == groups
-        codes = {}
-        for role, (proc, _) in workers.items():
-            proc.send_signal(signal.SIGTERM)
-            codes[role] = proc.wait(timeout=60)
+        codes = {role: worker.stop(grace_s=60) for role, worker in workers.items()}
         assert codes == {"edge": 0, "cloud": 0}, codes
     finally:
-        for proc, _ in workers.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
-
-
-def _worker_log(tmp_path: Path, role: str, what: str) -> str:
-    tail = (tmp_path / f"{role}.log").read_text(errors="replace").splitlines()[-30:]
-    return f"{role} worker {what}; last log lines:\n" + "\n".join(tail)
+        for worker in workers.values():
+            worker.kill9()
 
 
 def _groups_seen(settings: Settings, wanted: set[str], timeout_s: float = 30.0) -> set[str]:
