@@ -7,6 +7,8 @@
     switcher.threshold; switcher.offload(out) -> [N] bool
     switcher.check_edge(edge)                   # ModelLoadError if distilled for another edge
     cloud = CloudModel.load(path, threads=1); cloud.predict(windows).probs
+    (a cloud file naming a pose pipeline loads as models.cloud_pose.PoseCloudModel:
+    pose ONNX per frame → tracker → track classifier ONNX; same predict contract)
 
 Guarantees: only numpy, onnx (protobuf parsing for metadata/sha256) and
 onnxruntime are imported; sessions run on the CPU provider with
@@ -26,19 +28,28 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import ClassVar, Self, cast
 
 import numpy as np
 import onnxruntime as ort
 
 from models.errors import InferenceError, ModelLoadError
 from models.features import build_features
-from models.metadata import InputSpec, ModelMeta, parse_model, read_metadata, verify_sha256
+from models.metadata import (
+    PREFIX,
+    InputSpec,
+    ModelMeta,
+    parse_model,
+    read_metadata,
+    verify_sha256,
+)
 from models.preprocess import frame_stats, to_model_input
 
 __all__ = ["CloudModel", "CloudOutput", "EdgeModel", "EdgeOutput", "Switcher", "make_session"]
 
 log = logging.getLogger(__name__)
+# A cloud file carrying this key is the classifier of a pose pipeline (models.cloud_pose).
+POSE_PIPELINE_KEY = PREFIX + "pose_pipeline"
 
 
 def make_session(data: bytes, threads: int = 1) -> ort.InferenceSession:
@@ -187,6 +198,17 @@ class CloudModel(_VideoModel):
 
     role = "cloud"
     required_outputs = ("probs",)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, threads: int = 1, source: str = "<bytes>") -> Self:
+        """Load a cloud file; one that names a pose pipeline (`fallwatch.pose_pipeline`)
+        loads as `models.cloud_pose.runtime.PoseCloudModel` (its pose file is resolved
+        relative to `source`), any other as the single-ONNX video model."""
+        if cls is CloudModel and POSE_PIPELINE_KEY in read_metadata(parse_model(data)).extra:
+            from models.cloud_pose.runtime import PoseCloudModel  # imports this module
+
+            return cast(Self, PoseCloudModel.from_bytes(data, threads=threads, source=source))
+        return super().from_bytes(data, threads=threads, source=source)
 
     def infer(self, x: np.ndarray) -> CloudOutput:
         return CloudOutput(probs=self._run(x)["probs"].astype(np.float32))
