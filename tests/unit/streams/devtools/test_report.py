@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -179,3 +180,113 @@ def test_summary_counts_latency_results_and_offload_rate() -> None:
     text = format_summary(summary)
     assert "cam0" in text and "offload_rate" in text
     assert "latency=" in format_alert_line(alerts[0], 250.0)
+
+
+S = 1_000_000_000
+
+
+def _pinned_summary() -> dict[str, Any]:
+    falls = [
+        StagedFall("cam0", 0, 2.2, 3.0, window_seqs=(2,), first_window_capture_end_ns=4 * S),
+        StagedFall("cam0", 1, 20.2, 21.0),  # missed
+        StagedFall("cam1", 0, 5.2, 6.0, window_seqs=(5,), first_window_capture_end_ns=7 * S),
+    ]
+    windows = [PublishedWindow("cam0", s, (s + 2) * S, (s + 2) * S + 40_000_000) for s in range(6)]
+    windows += [
+        PublishedWindow("cam1", s, (s + 2) * S, None if s % 2 else (s + 2) * S + 10_000_000)
+        for s in range(8)
+    ]
+    windows += [PublishedWindow("cam2", 0, 2 * S)]
+    cloud_alert = alert("cam1", 5, received_ns=7_125_000_000)
+    alerts = [
+        alert("cam0", 2, received_ns=4_250_000_000),
+        alert("cam0", 2, received_ns=4_300_000_000),  # same id: a duplicate id
+        alert("cam0", 3, ce_id="cam0-3b", received_ns=5_500_000_000),  # 2nd alert, same fall
+        ReceivedAlert(**{**vars(cloud_alert), "decided_by": "cloud"}),
+        alert("cam1", 5, state="resolved", received_ns=9 * S),
+        alert("cam2", 30, received_ns=40 * S),  # false, on a window never published
+    ]
+    results = [SeenResult("cam0", s, "edge", 0) for s in range(5)]
+    results += [SeenResult("cam0", 2, "cloud", 1), SeenResult("cam0", 0, "edge", 0)]
+    results += [SeenResult("cam1", s, "edge-fallback" if s == 3 else "edge", 0) for s in range(8)]
+    results += [SeenResult("cam9", 1, "edge", 0)]  # a stream no gateway published
+    return build_summary(
+        falls=falls,
+        alerts=alerts,
+        windows=windows,
+        results=results,
+        offload_reasons={"uncertain": 4, "audit": 1},
+        dead_letters=3,
+        geometry=GEO,
+        tolerance_windows=2,
+        malformed_alerts=1,
+    )
+
+
+PINNED_SUMMARY: dict[str, Any] = {
+    "windows": 15,
+    "offload_rate": 4 / 15,
+    "audit_rate": 1 / 15,
+    "alerts": 5,
+    "alerts_by_state": {"detected": 4, "resolved": 1},
+    "falls_staged": 3,
+    "falls_detected": 2,
+    "false_alerts": 1,
+    "duplicate_alerts": 1,
+    "duplicate_alert_ids": 1,
+    "dead_letters": 3,
+    "malformed_alerts": 1,
+    "latency_ms": {"p50": 250.0, "p99": 500.0, "n": 3},
+    "gateway_delay_ms": {"p50": 40.0, "p99": 40.0},
+    "detection_delay_ms": {"p50": 125.0, "max": 250.0},
+    "decided_by": {"edge": 14, "cloud": 1, "edge-fallback": 1},
+    "fallbacks": 1,
+    "results": {
+        "windows_with_result": 13,
+        "windows_without_result": 2,
+        "missing_windows": ["cam0:5", "cam2:0"],
+        "repeated_results": 1,
+        "conflicting_results": 1,
+        "unexpected_results": 1,
+    },
+    "per_camera": [
+        {
+            "stream_id": "cam0",
+            "windows": 6,
+            "falls_staged": 2,
+            "falls_detected": 1,
+            "false_alerts": 0,
+            "alerts": 2,
+        },
+        {
+            "stream_id": "cam1",
+            "windows": 8,
+            "falls_staged": 1,
+            "falls_detected": 1,
+            "false_alerts": 0,
+            "alerts": 1,
+        },
+        {
+            "stream_id": "cam2",
+            "windows": 1,
+            "falls_staged": 0,
+            "falls_detected": 0,
+            "false_alerts": 1,
+            "alerts": 1,
+        },
+    ],
+    "matching": {"tolerance_windows": 2, "window_s": 2.0, "stride_s": 1.0},
+}
+
+
+def test_summary_is_pinned_field_for_field_and_in_order() -> None:
+    # The demo writes this dict as JSON: same values and the same key order, byte for byte.
+    summary = _pinned_summary()
+    assert summary == PINNED_SUMMARY
+    assert json.dumps(summary) == json.dumps(PINNED_SUMMARY)
+    assert format_summary(summary).split("\n")[-4:] == [
+        "camera       windows staged detected false",
+        "cam0               6      2        1     0",
+        "cam1               8      1        1     0",
+        "cam2               1      0        0     1",
+    ]
