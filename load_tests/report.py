@@ -92,6 +92,25 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 
 
 def format_report(report: dict[str, Any]) -> str:
+    """The whole report: header, the targets' verdicts, then one section per measurement."""
+    lines = _header_lines(report)
+    lines.append("")
+    lines += _table([("target", "measured", "goal", "verdict"), *verdicts(report)])
+    if thr := report.get("throughput"):
+        lines += _throughput_lines(thr)
+    if lat := report.get("latency"):
+        lines += _latency_lines(lat)
+    if cost := report.get("cost"):
+        lines += _cost_lines(cost)
+    lines += [
+        "",
+        f"worker exit codes {report.get('worker_exit_codes')}; logs {report.get('log_dir')}",
+    ]
+    return "\n".join(lines)
+
+
+def _header_lines(report: dict[str, Any]) -> list[str]:
+    """Run id, time, machine load and the three model files."""
     lines = [
         f"fallwatch bench ({report['profile']['name']}) run {report.get('run_id')} "
         f"started {report.get('started_utc')}, {report.get('elapsed_s', 0):.0f} s, "
@@ -110,124 +129,124 @@ def format_report(report: dict[str, Any]) -> str:
             )
             + f"; switcher distilled from this edge+cloud: {models.get('switcher_pair_matches')}"
         )
-    lines.append("")
-    lines += _table([("target", "measured", "goal", "verdict"), *verdicts(report)])
-    thr = report.get("throughput")
-    if thr:
-        lines += [
-            "",
-            "throughput runs (alternating bare/pipeline, windows/s; producer = fleet rate):",
-        ]
-        rows: list[tuple[str, ...]] = [
-            ("rep", "bare", "pipeline", "ratio", "after-flush", "e2e drain", "producer", "load1")
-        ]
-        for i, (b, p) in enumerate(zip(thr["bare_runs"], thr["pipeline_runs"], strict=True)):
-            bare, pipe = b.get("windows_per_s"), p.get("windows_per_s")
-            rows.append(
-                (
-                    str(i),
-                    _f(bare, "{:.1f}") if "error" not in b else "FAILED",
-                    _f(pipe, "{:.1f}"),
-                    _f(pipe / bare if pipe and bare else None),
-                    _f(p.get("after_flush_windows_per_s"), "{:.1f}"),
-                    _f(p.get("drain_windows_per_s"), "{:.1f}"),
-                    _f(p.get("producer_rate"), "{:.0f}"),
-                    _f(p.get("load_average", [None])[0], "{:.1f}"),
-                )
-            )
-        rows.append(
-            (
-                "median",
-                _f(thr.get("bare_median"), "{:.1f}"),
-                _f(thr.get("pipeline_median"), "{:.1f}"),
-                _f(thr.get("ratio")),
-                "",
-                _f(thr.get("drain_median"), "{:.1f}"),
-                "",
-                f"pairs {_f(thr.get('pair_ratio_median'))}",
-            )
-        )
-        lines.append(
-            f"  max sustainable rate used for the latency run: "
-            f"{_f(thr.get('max_sustainable'), '{:.1f}')} windows/s"
-        )
-        lines += ["  " + line for line in _table(rows)]
-    lat = report.get("latency")
-    if lat:
-        lines += [
-            "",
-            f"latency at {_f(lat.get('target_rate'), '{:.1f}')} windows/s target "
-            f"(achieved {_f(lat.get('achieved_rate'), '{:.1f}')}, {lat.get('cameras')} cameras, "
-            f"producer max lag {_f(lat.get('producer_max_lag_s'), '{:.3f}')} s, "
-            f"decided_by {lat.get('decided_by')}):",
-        ]
-        rows = [("ms from publish (capture_end) to", "n", "p50", "p95", "p99", "max")]
-        for key, label in (
-            ("edge_output_ms", "edge output produced (result/offload)"),
-            ("edge_result_produced_ms", "edge result produced"),
-            ("edge_result_seen_ms", "edge result seen by a consumer"),
-            ("final_result_seen_ms", "first final result seen (any path)"),
-            ("edge_alert_seen_ms", "detected alert seen (edge-decided)"),
-            ("alert_seen_ms", "detected alert seen (any path)"),
-        ):
-            p = lat.get(key) or {}
-            rows.append(
-                (
-                    label,
-                    _f(p.get("n"), "{:.0f}"),
-                    *(_f(p.get(q), "{:.0f}") for q in ("p50", "p95", "p99", "max")),
-                )
-            )
-        lines += ["  " + line for line in _table(rows)]
-        ew = lat.get("edge_worker") or {}
-        lines.append(
-            f"  edge worker during this run: {_f(ew.get('batches'), '{:.0f}')} batches, mean "
-            f"{_f(ew.get('mean_batch'), '{:.1f}')} windows; per batch ms: decode "
-            f"{_f(ew.get('decode_ms_per_batch'), '{:.0f}')}, edge "
-            f"{_f(ew.get('edge_ms_per_batch'), '{:.1f}')}, switcher "
-            f"{_f(ew.get('switcher_ms_per_batch'), '{:.1f}')}, publish (until acked) "
-            f"{_f(ew.get('publish_ms_per_batch'), '{:.0f}')}"
-        )
-    cost = report.get("cost")
-    if cost:
-        m, pipe, proc = cost["model_ms"], cost["pipeline_stage_ms"], cost["process_cpu"]
-        lines += [
-            "",
-            f"cost (offload share {_f(cost.get('offload_share'))} = "
-            f"{_f(cost.get('offloaded'), '{:.0f}')} uncertain + {_f(cost.get('audited'), '{:.0f}')}"
-            f" audit of {_f(cost.get('windows_edge'), '{:.0f}')} windows, edge /metrics):",
-        ]
-        rows = [("ms/window", "decode", "edge", "switcher", "cloud", "hybrid/cloud-only")]
-        rows.append(
-            (
-                "bare loop (own process)",
-                *(_f(m.get(k)) for k in ("decode", "edge", "switcher", "cloud")),
-                f"{_x(cost.get('cost_models'))} (w/ decode {_x(cost.get('cost_models_with_decode'))})",
-            )
-        )
-        rows.append(
-            (
-                "worker stage counters",
-                _f(pipe.get("decode_ms")),
-                _f(pipe.get("edge_ms")),
-                _f(pipe.get("switcher_ms")),
-                _f(pipe.get("cloud_ms")),
-                _x(cost.get("cost_pipeline_stages")),
-            )
-        )
-        rows.append(
-            (
-                "worker process CPU",
-                "",
-                _f(proc.get("edge_worker_cpu_ms_per_window")),
-                "",
-                _f(proc.get("cloud_worker_cpu_ms_per_window")),
-                _x(cost.get("cost_process_cpu")),
-            )
-        )
-        lines += ["  " + line for line in _table(rows)]
-    lines += [
-        "",
-        f"worker exit codes {report.get('worker_exit_codes')}; logs {report.get('log_dir')}",
+    return lines
+
+
+def _throughput_lines(thr: dict[str, Any]) -> list[str]:
+    """One row per bare/pipeline pair, then the medians."""
+    rows: list[tuple[str, ...]] = [
+        ("rep", "bare", "pipeline", "ratio", "after-flush", "e2e drain", "producer", "load1")
     ]
-    return "\n".join(lines)
+    for i, (b, p) in enumerate(zip(thr["bare_runs"], thr["pipeline_runs"], strict=True)):
+        bare, pipe = b.get("windows_per_s"), p.get("windows_per_s")
+        rows.append(
+            (
+                str(i),
+                _f(bare, "{:.1f}") if "error" not in b else "FAILED",
+                _f(pipe, "{:.1f}"),
+                _f(pipe / bare if pipe and bare else None),
+                _f(p.get("after_flush_windows_per_s"), "{:.1f}"),
+                _f(p.get("drain_windows_per_s"), "{:.1f}"),
+                _f(p.get("producer_rate"), "{:.0f}"),
+                _f(p.get("load_average", [None])[0], "{:.1f}"),
+            )
+        )
+    rows.append(
+        (
+            "median",
+            _f(thr.get("bare_median"), "{:.1f}"),
+            _f(thr.get("pipeline_median"), "{:.1f}"),
+            _f(thr.get("ratio")),
+            "",
+            _f(thr.get("drain_median"), "{:.1f}"),
+            "",
+            f"pairs {_f(thr.get('pair_ratio_median'))}",
+        )
+    )
+    return [
+        "",
+        "throughput runs (alternating bare/pipeline, windows/s; producer = fleet rate):",
+        f"  max sustainable rate used for the latency run: "
+        f"{_f(thr.get('max_sustainable'), '{:.1f}')} windows/s",
+        *("  " + line for line in _table(rows)),
+    ]
+
+
+_LATENCY_ROWS = (
+    ("edge_output_ms", "edge output produced (result/offload)"),
+    ("edge_result_produced_ms", "edge result produced"),
+    ("edge_result_seen_ms", "edge result seen by a consumer"),
+    ("final_result_seen_ms", "first final result seen (any path)"),
+    ("edge_alert_seen_ms", "detected alert seen (edge-decided)"),
+    ("alert_seen_ms", "detected alert seen (any path)"),
+)
+
+
+def _latency_lines(lat: dict[str, Any]) -> list[str]:
+    """Percentiles of each latency, then where the edge worker spent its batches."""
+    lines = [
+        "",
+        f"latency at {_f(lat.get('target_rate'), '{:.1f}')} windows/s target "
+        f"(achieved {_f(lat.get('achieved_rate'), '{:.1f}')}, {lat.get('cameras')} cameras, "
+        f"producer max lag {_f(lat.get('producer_max_lag_s'), '{:.3f}')} s, "
+        f"decided_by {lat.get('decided_by')}):",
+    ]
+    rows: list[tuple[str, ...]] = [
+        ("ms from publish (capture_end) to", "n", "p50", "p95", "p99", "max")
+    ]
+    for key, label in _LATENCY_ROWS:
+        p = lat.get(key) or {}
+        rows.append(
+            (
+                label,
+                _f(p.get("n"), "{:.0f}"),
+                *(_f(p.get(q), "{:.0f}") for q in ("p50", "p95", "p99", "max")),
+            )
+        )
+    lines += ["  " + line for line in _table(rows)]
+    ew = lat.get("edge_worker") or {}
+    lines.append(
+        f"  edge worker during this run: {_f(ew.get('batches'), '{:.0f}')} batches, mean "
+        f"{_f(ew.get('mean_batch'), '{:.1f}')} windows; per batch ms: decode "
+        f"{_f(ew.get('decode_ms_per_batch'), '{:.0f}')}, edge "
+        f"{_f(ew.get('edge_ms_per_batch'), '{:.1f}')}, switcher "
+        f"{_f(ew.get('switcher_ms_per_batch'), '{:.1f}')}, publish (until acked) "
+        f"{_f(ew.get('publish_ms_per_batch'), '{:.0f}')}"
+    )
+    return lines
+
+
+def _cost_lines(cost: dict[str, Any]) -> list[str]:
+    """ms per window by stage, three ways (bare loop, worker counters, process CPU)."""
+    m, pipe, proc = cost["model_ms"], cost["pipeline_stage_ms"], cost["process_cpu"]
+    rows: list[tuple[str, ...]] = [
+        ("ms/window", "decode", "edge", "switcher", "cloud", "hybrid/cloud-only"),
+        (
+            "bare loop (own process)",
+            *(_f(m.get(k)) for k in ("decode", "edge", "switcher", "cloud")),
+            f"{_x(cost.get('cost_models'))} (w/ decode {_x(cost.get('cost_models_with_decode'))})",
+        ),
+        (
+            "worker stage counters",
+            _f(pipe.get("decode_ms")),
+            _f(pipe.get("edge_ms")),
+            _f(pipe.get("switcher_ms")),
+            _f(pipe.get("cloud_ms")),
+            _x(cost.get("cost_pipeline_stages")),
+        ),
+        (
+            "worker process CPU",
+            "",
+            _f(proc.get("edge_worker_cpu_ms_per_window")),
+            "",
+            _f(proc.get("cloud_worker_cpu_ms_per_window")),
+            _x(cost.get("cost_process_cpu")),
+        ),
+    ]
+    return [
+        "",
+        f"cost (offload share {_f(cost.get('offload_share'))} = "
+        f"{_f(cost.get('offloaded'), '{:.0f}')} uncertain + {_f(cost.get('audited'), '{:.0f}')}"
+        f" audit of {_f(cost.get('windows_edge'), '{:.0f}')} windows, edge /metrics):",
+        *("  " + line for line in _table(rows)),
+    ]
