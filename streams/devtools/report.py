@@ -285,35 +285,8 @@ def build_summary(
 ) -> dict[str, Any]:
     """The demo summary (JSON-friendly). `offload_reasons` counts offload requests by reason."""
     report = match_alerts(falls, alerts, geometry, tolerance_windows=tolerance_windows)
-    capture_end = {(w.stream_id, w.window_seq): w.capture_end_ns for w in windows}
-    latencies = [v for a in report.detected if (v := _latency_ms(a, capture_end)) is not None]
-    delays: list[float] = []
-    for fall in falls:
-        matched = report.matches[(fall.stream_id, fall.index)]
-        if matched and fall.first_window_capture_end_ns is not None:
-            delays.append((matched[0].received_ns - fall.first_window_capture_end_ns) / 1e6)
     n_windows = len(windows)
-    gateway_ms = [
-        (w.published_ns - w.capture_end_ns) / 1e6 for w in windows if w.published_ns is not None
-    ]
     uncertain = int(offload_reasons.get("uncertain", 0))
-    streams = sorted({w.stream_id for w in windows} | {f.stream_id for f in falls})
-    per_camera = []
-    false_by_stream = Counter(a.stream_id for a in report.false_alerts)
-    for sid in streams:
-        cam_falls = [f for f in falls if f.stream_id == sid]
-        per_camera.append(
-            {
-                "stream_id": sid,
-                "windows": sum(1 for w in windows if w.stream_id == sid),
-                "falls_staged": len(cam_falls),
-                "falls_detected": sum(
-                    1 for f in cam_falls if report.matches[(f.stream_id, f.index)]
-                ),
-                "false_alerts": false_by_stream.get(sid, 0),
-                "alerts": sum(1 for a in report.detected if a.stream_id == sid),
-            }
-        )
     unique, _ = unique_alerts(alerts)
     return {
         "windows": n_windows,
@@ -328,6 +301,30 @@ def build_summary(
         "duplicate_alert_ids": report.duplicate_ids,
         "dead_letters": dead_letters,
         "malformed_alerts": malformed_alerts,
+        **_delay_stats(report, falls, windows),
+        "decided_by": dict(Counter(r.decided_by for r in results)),
+        "fallbacks": sum(1 for r in results if r.decided_by == "edge-fallback"),
+        "results": _result_stats(windows, results),
+        "per_camera": _per_camera(report, falls, windows),
+        "matching": {"tolerance_windows": tolerance_windows, **vars(geometry)},
+    }
+
+
+def _delay_stats(
+    report: MatchReport, falls: Sequence[StagedFall], windows: Sequence[PublishedWindow]
+) -> dict[str, dict[str, float | int | None]]:
+    """Alert latency, gateway delay and detection delay (definitions in the module docstring)."""
+    capture_end = {(w.stream_id, w.window_seq): w.capture_end_ns for w in windows}
+    latencies = [v for a in report.detected if (v := _latency_ms(a, capture_end)) is not None]
+    delays: list[float] = []
+    for fall in falls:
+        matched = report.matches[(fall.stream_id, fall.index)]
+        if matched and fall.first_window_capture_end_ns is not None:
+            delays.append((matched[0].received_ns - fall.first_window_capture_end_ns) / 1e6)
+    gateway_ms = [
+        (w.published_ns - w.capture_end_ns) / 1e6 for w in windows if w.published_ns is not None
+    ]
+    return {
         "latency_ms": {
             "p50": percentile(latencies, 50),
             "p99": percentile(latencies, 99),
@@ -341,12 +338,31 @@ def build_summary(
             "p50": percentile(delays, 50),
             "max": max(delays) if delays else None,
         },
-        "decided_by": dict(Counter(r.decided_by for r in results)),
-        "fallbacks": sum(1 for r in results if r.decided_by == "edge-fallback"),
-        "results": _result_stats(windows, results),
-        "per_camera": per_camera,
-        "matching": {"tolerance_windows": tolerance_windows, **vars(geometry)},
     }
+
+
+def _per_camera(
+    report: MatchReport, falls: Sequence[StagedFall], windows: Sequence[PublishedWindow]
+) -> list[dict[str, Any]]:
+    """One row per stream that published a window or staged a fall, sorted by stream id."""
+    streams = sorted({w.stream_id for w in windows} | {f.stream_id for f in falls})
+    false_by_stream = Counter(a.stream_id for a in report.false_alerts)
+    per_camera = []
+    for sid in streams:
+        cam_falls = [f for f in falls if f.stream_id == sid]
+        per_camera.append(
+            {
+                "stream_id": sid,
+                "windows": sum(1 for w in windows if w.stream_id == sid),
+                "falls_staged": len(cam_falls),
+                "falls_detected": sum(
+                    1 for f in cam_falls if report.matches[(f.stream_id, f.index)]
+                ),
+                "false_alerts": false_by_stream.get(sid, 0),
+                "alerts": sum(1 for a in report.detected if a.stream_id == sid),
+            }
+        )
+    return per_camera
 
 
 def _fmt(value: Any) -> str:
