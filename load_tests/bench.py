@@ -395,7 +395,7 @@ def run_bench(
         "profile": asdict(profile),
         "cloud_worker": cloud,
         "load_average_start": load_average(),
-        "cpus": __import__("os").cpu_count(),
+        "cpus": os.cpu_count(),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     bench = _Bench(base, profile, cloud=cloud, keep=keep)
@@ -410,58 +410,87 @@ def run_bench(
             "fall_windows": bench.pool.fall_windows,
             "mean_payload_bytes": round(bench.pool.mean_payload_bytes),
         }
-        # Warm-up (first batches pay for connections, allocations, code paths): not measured.
-        bench.bare(-1)
-        warm = bench.publish("warm", rate=None, count=32, cameras=4, seconds=30.0)
-        bench._drain("warm-", {(w.stream_id, w.seq) for w in warm.published})
+        _warm_up(bench)
         counters_before = bench.snapshot_counters()
-        bare_runs, pipe_runs = [], []
-        for rep in range(profile.reps):
-            bare_runs.append({**bench.bare(rep), "load_average": load_average()})
-            pipe_runs.append({**bench.pipeline_run(rep), "load_average": load_average()})
-            log.info("bench_rep", extra={"rep": rep, "bare": bare_runs[-1], "pipe": pipe_runs[-1]})
+        bare_runs, pipe_runs = _alternating_runs(bench, profile.reps)
         counters_after = bench.snapshot_counters()
-        bare_med = median([r["windows_per_s"] for r in bare_runs if "windows_per_s" in r])
-        pipe_med = median([r["windows_per_s"] for r in pipe_runs if r.get("windows_per_s")])
-        pair_ratios = [
-            p["windows_per_s"] / b["windows_per_s"]
-            for b, p in zip(bare_runs, pipe_runs, strict=True)
-            if p.get("windows_per_s") and b.get("windows_per_s")
-        ]
-        report["throughput"] = {
-            "bare_runs": bare_runs,
-            "pipeline_runs": pipe_runs,
-            "bare_median": bare_med,
-            "pipeline_median": pipe_med,
-            "ratio": ratio(pipe_med, bare_med),
-            "pair_ratios": pair_ratios,
-            "pair_ratio_median": median(pair_ratios),
-        }
+        report["throughput"] = throughput_summary(bare_runs, pipe_runs, cloud=cloud)
         report["model_ms"] = {
             stage: median([r["stage_ms"][stage] for r in bare_runs if "stage_ms" in r]) or 0.0
             for stage in ("decode", "edge", "switcher", "cloud")
         }
         report["cost"] = cost_summary(counters_before, counters_after, report["model_ms"])
-        drain_med = median(
-            [r["drain_windows_per_s"] for r in pipe_runs if r.get("drain_windows_per_s")]
-        )
-        report["throughput"]["drain_median"] = drain_med
-        max_rate = pipe_med
-        if cloud and pipe_med and drain_med and drain_med < pipe_med:
-            max_rate = drain_med
-        report["throughput"]["max_sustainable"] = max_rate
+        max_rate = report["throughput"]["max_sustainable"]
         if max_rate:
-            lat_before = bench.snapshot_counters()
-            report["latency"] = {**bench.latency(0.8 * max_rate), "load_average": load_average()}
-            report["latency"]["edge_worker"] = batch_breakdown(
-                lat_before["edge_metrics"], bench.snapshot_counters()["edge_metrics"]
-            )
+            report["latency"] = _latency_phase(bench, max_rate)
     finally:
         bench.stop()
         report["worker_exit_codes"] = bench.exit_codes
         report["load_average_end"] = load_average()
         report["elapsed_s"] = time.monotonic() - started
     return report
+
+
+def _warm_up(bench: _Bench) -> None:
+    """First batches pay for connections, allocations and code paths: run them, unmeasured."""
+    bench.bare(-1)
+    warm = bench.publish("warm", rate=None, count=32, cameras=4, seconds=30.0)
+    bench._drain("warm-", {(w.stream_id, w.seq) for w in warm.published})
+
+
+def _alternating_runs(
+    bench: _Bench, reps: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``bare, pipeline, bare, pipeline, ...``, each run with the load average at its end."""
+    bare_runs: list[dict[str, Any]] = []
+    pipe_runs: list[dict[str, Any]] = []
+    for rep in range(reps):
+        bare_runs.append({**bench.bare(rep), "load_average": load_average()})
+        pipe_runs.append({**bench.pipeline_run(rep), "load_average": load_average()})
+        log.info("bench_rep", extra={"rep": rep, "bare": bare_runs[-1], "pipe": pipe_runs[-1]})
+    return bare_runs, pipe_runs
+
+
+def throughput_summary(
+    bare_runs: list[dict[str, Any]], pipe_runs: list[dict[str, Any]], *, cloud: bool
+) -> dict[str, Any]:
+    """Medians and ratios of the alternating runs, and the max sustainable rate: the median
+    edge throughput, or the median end-to-end drain rate when the cloud worker is on and
+    that is lower (a rate the cloud cannot follow only builds queues). Pure."""
+    bare_med = median([r["windows_per_s"] for r in bare_runs if "windows_per_s" in r])
+    pipe_med = median([r["windows_per_s"] for r in pipe_runs if r.get("windows_per_s")])
+    pair_ratios = [
+        p["windows_per_s"] / b["windows_per_s"]
+        for b, p in zip(bare_runs, pipe_runs, strict=True)
+        if p.get("windows_per_s") and b.get("windows_per_s")
+    ]
+    drain_med = median(
+        [r["drain_windows_per_s"] for r in pipe_runs if r.get("drain_windows_per_s")]
+    )
+    max_rate = pipe_med
+    if cloud and pipe_med and drain_med and drain_med < pipe_med:
+        max_rate = drain_med
+    return {
+        "bare_runs": bare_runs,
+        "pipeline_runs": pipe_runs,
+        "bare_median": bare_med,
+        "pipeline_median": pipe_med,
+        "ratio": ratio(pipe_med, bare_med),
+        "pair_ratios": pair_ratios,
+        "pair_ratio_median": median(pair_ratios),
+        "drain_median": drain_med,
+        "max_sustainable": max_rate,
+    }
+
+
+def _latency_phase(bench: _Bench, max_rate: float) -> dict[str, Any]:
+    """Latency at 80 % of ``max_rate``, with the edge worker's batch breakdown meanwhile."""
+    lat_before = bench.snapshot_counters()
+    latency = {**bench.latency(0.8 * max_rate), "load_average": load_average()}
+    latency["edge_worker"] = batch_breakdown(
+        lat_before["edge_metrics"], bench.snapshot_counters()["edge_metrics"]
+    )
+    return latency
 
 
 def main(argv: list[str] | None = None) -> int:
