@@ -1,6 +1,7 @@
 """onnxruntime wrappers for the three fallwatch models — what `streams` calls.
 
     edge = EdgeModel.load(path, threads=1)      # ModelLoadError on a bad file
+    edge = EdgeModel.load(path, file_sha256=d)  # ... or a file whose sha256 is not d
     out = edge.predict(windows)                 # windows: uint8 [T,H,W,3] each
     out.probs [N,2], out.p_fall [N], out.embedding [N,D] (D=0 if none), out.stats [N,k]
     switcher = Switcher.load(path); switcher.score(out) -> [N] P(edge wrong)
@@ -13,10 +14,12 @@
 Guarantees: only numpy, onnx (protobuf parsing for metadata/sha256) and
 onnxruntime are imported; sessions run on the CPU provider with
 `intra_op_num_threads=threads`, `inter_op_num_threads=1`, sequential execution;
-`load` checks role, sha256, input/output names and runs one warm-up inference so
-a broken file fails at start-up, not on the first message. Preprocessing is
+`load` checks the file's sha256 against a pinned digest when one is given, then role,
+embedded sha256, input/output names, and runs one warm-up inference so a broken or
+swapped file fails at start-up, not on the first message. Preprocessing is
 driven by the file's `fallwatch.input` (models.preprocess).
-Failure modes: `ModelLoadError` (missing/corrupt file, sha mismatch, wrong role,
+Failure modes: `ModelLoadError` (missing/corrupt file, sha mismatch, file sha256 not
+the pinned one, wrong role,
 graph without the contract's inputs/outputs, a switcher distilled for another edge
 model), `WindowError` (bad window: poison
 input), `InferenceError` (onnxruntime failure, switcher/edge mismatch).
@@ -24,6 +27,7 @@ input), `InferenceError` (onnxruntime failure, switcher/edge mismatch).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +49,15 @@ from models.metadata import (
 )
 from models.preprocess import frame_stats, to_model_input
 
-__all__ = ["CloudModel", "CloudOutput", "EdgeModel", "EdgeOutput", "Switcher", "make_session"]
+__all__ = [
+    "CloudModel",
+    "CloudOutput",
+    "EdgeModel",
+    "EdgeOutput",
+    "Switcher",
+    "make_session",
+    "verify_file_sha256",
+]
 
 log = logging.getLogger(__name__)
 # A cloud file carrying this key is the classifier of a pose pipeline (models.cloud_pose).
@@ -61,6 +73,30 @@ def make_session(data: bytes, threads: int = 1) -> ort.InferenceSession:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _read_model(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model {path}: {exc}") from exc
+
+
+def _check_sha256(data: bytes, pinned: str, path: str | Path, role: str) -> None:
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != pinned.lower():
+        raise ModelLoadError(
+            f"{path}: file sha256 is {actual}, but {role} model sha256 {pinned.lower()} "
+            "is pinned; refusing to load another model"
+        )
+
+
+def verify_file_sha256(path: str | Path, pinned: str, role: str) -> None:
+    """ModelLoadError unless the file at ``path`` has the sha256 hex digest ``pinned``.
+
+    For entry points that refuse a swapped model before connecting anywhere; ``load``
+    checks the pin again on the bytes it actually loads."""
+    _check_sha256(_read_model(path), pinned, path, role)
 
 
 @dataclass(frozen=True)
@@ -105,12 +141,15 @@ class _OnnxModel:
         self.output_names = tuple(o.name for o in session.get_outputs())
 
     @classmethod
-    def load(cls, path: str | Path, threads: int = 1) -> Self:
-        """Load, verify and warm up a model file; ModelLoadError on any problem."""
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise ModelLoadError(f"cannot read model {path}: {exc}") from exc
+    def load(cls, path: str | Path, threads: int = 1, *, file_sha256: str | None = None) -> Self:
+        """Load, verify and warm up a model file; ModelLoadError on any problem.
+
+        ``file_sha256``: when given, the sha256 hex digest the file's bytes must have (what
+        ``sha256sum`` prints); checked on the very bytes that are loaded.
+        """
+        data = _read_model(path)
+        if file_sha256 is not None:
+            _check_sha256(data, file_sha256, path, cls.role)
         return cls.from_bytes(data, threads=threads, source=str(path))
 
     @classmethod

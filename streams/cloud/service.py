@@ -20,9 +20,11 @@ Guarantees: at-least-once — offsets move only past records whose result (or de
 letter) was acknowledged by the broker (acks=all) and whose pending entry was removed;
 a crash anywhere replays the batch, and the downstream event logic dedupes by
 (stream, seq). SIGTERM/SIGINT: finish the batch in flight, commit, leave the group,
-exit 0. Failure modes: Kafka or Redis down past retries → `CloudWorkerError`, the
+exit 0. Failure modes: Kafka or Redis down past retries, or the model failing on
+`cloud_max_model_failures` windows in a row → `CloudWorkerError` (/readyz 503), the
 process exits non-zero without committing (the batch is replayed after restart); the
-model file unusable → `models.errors.ModelLoadError` at start-up.
+model file unusable or not the pinned `cloud_model_sha256` → `models.errors.ModelLoadError`
+at start-up.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 from streams.cloud.metrics import CloudMetrics
 from streams.cloud.pending import PendingRemover, build_pending
 from streams.cloud.worker import REMOVE_ATTEMPTS, CloudWorker, CloudWorkerError
+from streams.core.crash_points import CrashPoints
 from streams.core.settings import Settings
 from streams.kafka.batches import batch_guard_listener, commit_offsets, next_batch
 
@@ -151,16 +154,22 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run the cloud worker until `stop` is set (the async core of `run_cloud_worker`)."""
     from aiokafka.errors import KafkaError
 
-    from models.runtime import CloudModel
+    from models.runtime import CloudModel, verify_file_sha256
     from streams.core.metrics import preinitialize
     from streams.kafka.topics import ensure_topics
 
     loop = asyncio.get_running_loop()
+    if settings.cloud_model_sha256 is not None:  # refuse a swapped model before any I/O
+        verify_file_sha256(settings.cloud_model_path, settings.cloud_model_sha256, "cloud")
     await loop.run_in_executor(None, ensure_topics, settings)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloud-infer")
     model = await loop.run_in_executor(
         executor,
-        lambda: CloudModel.load(settings.cloud_model_path, threads=settings.inference_threads),
+        lambda: CloudModel.load(
+            settings.cloud_model_path,
+            threads=settings.inference_threads,
+            file_sha256=settings.cloud_model_sha256,
+        ),
     )
     await loop.run_in_executor(executor, model.warmup)
     pending = build_pending(settings)
@@ -171,7 +180,14 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     health = _health_server(settings, producer, pending, last_poll)
     version = f"{model.meta.name}@{model.meta.version}"
     worker = CloudWorker(
-        settings, model, version, producer, pending, CloudMetrics(), executor=executor
+        settings,
+        model,
+        version,
+        producer,
+        pending,
+        CloudMetrics(),
+        executor=executor,
+        crash_points=CrashPoints.from_settings(settings),
     )
     lock = asyncio.Lock()
     await producer.start()
@@ -184,6 +200,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     except KafkaError as exc:
         health.mark_unready("kafka error")
         raise CloudWorkerError(f"Kafka failed: {exc!r}") from exc
+    except CloudWorkerError as exc:
+        health.mark_unready(f"fatal: {type(exc).__name__}")
+        log.critical("cloud_worker_fatal", extra={"error": repr(exc)})
+        raise
     finally:
         health.mark_unready("stopping")
         with contextlib.suppress(Exception):

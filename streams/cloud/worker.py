@@ -9,14 +9,20 @@ store and metrics are injected (`streams.cloud.service` builds them). Outputs, p
 - reason="audit": no result; edge/cloud agreement is counted
   (`fallwatch_audit_agreement_total{agree}`).
 - A message that can never be processed (bad bytes, size cap, undecodable window,
-  model rejects the window) → dead-letter topic, original bytes + `fallwatch.dlq.*`
-  headers (`streams.kafka.deadletter`), and the batch goes on.
+  model rejects the window) → dead-letter topic, original bytes and headers +
+  `fallwatch.dlq.*` headers (`streams.kafka.deadletter`, the one builder), and the batch
+  goes on.
+- The model itself failing (`InferenceError`, not a rejected window) on
+  `cloud_max_model_failures` windows in a row → `CloudModelFailingError` before anything
+  of that batch is published: a broken model must stop the worker (not-ready, exit
+  non-zero), not dead-letter every offload while /readyz says ready.
 Stages are timed separately (`fallwatch_stage_seconds{stage=decode|cloud|publish}`).
 
 Guarantees: `process` never commits (the caller commits after it returns), so offsets move
 only past records whose result or dead letter was acknowledged and whose pending entry was
 removed. Failure modes: `CloudWorkerError` when a delivery fails or Redis stays down past
-the retries (the batch is not committed and is replayed after a restart).
+the retries, `CloudModelFailingError` as above (either way the batch is not committed and
+is replayed after a restart; the edge fallback answers its windows meanwhile).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from numpy.typing import NDArray
 import schemas
 from streams.cloud.metrics import CloudMetrics
 from streams.cloud.pending import PendingRemover
+from streams.core.crash_points import CrashPoints
 from streams.core.errors import (
     FallwatchError,
     MessageSchemaError,
@@ -47,6 +54,7 @@ from streams.kafka.deadletter import dead_letter_headers, merge_headers, poison_
 
 __all__ = [
     "BatchOutcome",
+    "CloudModelFailingError",
     "CloudWorker",
     "CloudWorkerError",
     "DecodedOffload",
@@ -65,6 +73,13 @@ class CloudWorkerError(FallwatchError):
     """Raised by the cloud worker when Kafka refuses a delivery or Redis stays down past
     the retries. The worker stops without committing the batch in flight (it is replayed
     after a restart). Operator: check broker and Redis health (`make status`), restart."""
+
+
+class CloudModelFailingError(CloudWorkerError):
+    """Raised by `CloudWorker.process` when the cloud model failed (onnxruntime error, not a
+    rejected window) on `cloud_max_model_failures` windows in a row. The worker reports
+    not-ready and exits non-zero. Operator: read the `cloud_model_failing` log line; check
+    the model file and its onnxruntime against the cloud image, roll back the model."""
 
 
 class ProbabilityModel(Protocol):
@@ -107,6 +122,7 @@ class CloudWorker:
         *,
         executor: ThreadPoolExecutor,
         clock_ns: Callable[[], int] = time.time_ns,
+        crash_points: CrashPoints | None = None,
     ) -> None:
         self._settings = settings
         self._model = model
@@ -116,6 +132,9 @@ class CloudWorker:
         self._metrics = metrics
         self._executor = executor
         self._clock_ns = clock_ns
+        self._crash_points = crash_points or CrashPoints()
+        #: Windows in a row on which the model raised InferenceError (reset by a success).
+        self.model_failures_in_row = 0
 
     # -- decoding -------------------------------------------------------------------
     def _decode(self, record: Any) -> DecodedOffload:
@@ -164,12 +183,13 @@ class CloudWorker:
         self, items: list[DecodedOffload]
     ) -> tuple[list[tuple[DecodedOffload, float]], list[tuple[DecodedOffload, BaseException]]]:
         """Batch inference; if the batch fails, isolate the windows the model rejects."""
-        from models.errors import ModelsError
+        from models.errors import InferenceError, ModelsError
 
         if not items:
             return [], []
         try:
             p = self._p_fall([i.frames for i in items])
+            self.model_failures_in_row = 0
             return list(zip(items, (float(v) for v in p), strict=True)), []
         except ModelsError:
             log.warning("cloud_batch_failed_isolating", extra={"size": len(items)})
@@ -178,8 +198,11 @@ class CloudWorker:
         for item in items:
             try:
                 ok.append((item, float(self._p_fall([item.frames])[0])))
+                self.model_failures_in_row = 0
             except ModelsError as exc:
                 bad.append((item, exc))
+                if isinstance(exc, InferenceError):  # the model broke, not the window
+                    self.model_failures_in_row += 1
         return ok, bad
 
     def _cpu_stage(
@@ -209,6 +232,16 @@ class CloudWorker:
             self._executor, self._cpu_stage, records
         )
         self._metrics.stage("decode", decode_s)
+        limit = self._settings.cloud_max_model_failures
+        if self.model_failures_in_row >= limit:
+            log.critical(
+                "cloud_model_failing",
+                extra={"failures_in_row": self.model_failures_in_row, "limit": limit},
+            )
+            raise CloudModelFailingError(
+                f"cloud model {self._version} failed on {self.model_failures_in_row} windows "
+                f"in a row (limit {limit})"
+            )
         if scored:
             self._metrics.stage("cloud", infer_s)
             self._metrics.batch(len(scored))
@@ -255,6 +288,8 @@ class CloudWorker:
         except KafkaError as exc:
             raise CloudWorkerError(f"delivery to Kafka failed: {exc!r}") from exc
         self._metrics.stage("publish", time.perf_counter() - t_pub)
+        if uncertain:  # results acknowledged, pending entries and offsets not yet settled
+            self._crash_points.reach("cloud_after_publish")  # test-only (kill -9 e2e test)
         await self._remove_pending(uncertain)
         outcome.removed = uncertain
         return outcome

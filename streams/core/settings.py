@@ -13,6 +13,9 @@ Guarantees:
   lets tests rebuild it after changing the environment.
 - Secrets are `SecretStr` (`kafka_sasl_password`, `redis_url`); `masked()` and
   `log_summary()` never print them (the Redis URL is shown with its password hidden).
+- Model digests (`edge_model_sha256`, ...) are 64 lowercase hex characters or None (not
+  pinned); `test_crash_at` names only known crash points and needs `test_crash_dir`
+  (TEST-ONLY, `streams.core.crash_points`; empty by default, so inert).
 
 Failure modes: `get_settings()` raises `streams.core.errors.SettingsError` naming the bad
 variable(s); constructing `Settings(...)` directly raises pydantic's `ValidationError`.
@@ -106,6 +109,10 @@ class Settings(BaseSettings):
     edge_model_path: Path = Field(default_factory=lambda: _zoo_model_path("edge"))
     cloud_model_path: Path = Field(default_factory=lambda: _zoo_model_path("cloud"))
     switcher_model_path: Path = Field(default_factory=lambda: _zoo_model_path("switcher"))
+    # sha256 of each model FILE (`sha256sum`); when set, a worker refuses any other file.
+    edge_model_sha256: str | None = None
+    cloud_model_sha256: str | None = None
+    switcher_model_sha256: str | None = None
     switcher_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     fall_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     audit_rate: float = Field(default=0.02, ge=0.0, le=1.0)
@@ -120,6 +127,9 @@ class Settings(BaseSettings):
     cloud_batch_wait_s: float = Field(default=0.05, ge=0.0)
     cloud_deadline_s: float = Field(default=5.0, gt=0.0)
     fallback_poll_s: float = Field(default=0.25, gt=0.0)
+    # Windows in a row on which the cloud model itself failed (not the input) before the
+    # cloud worker reports not-ready and exits: a broken model is not a stream of bad input.
+    cloud_max_model_failures: int = Field(default=16, ge=1)
 
     # Event logic
     resolve_after_windows: int = Field(default=5, ge=1)
@@ -139,6 +149,10 @@ class Settings(BaseSettings):
     cloud_http_port: int = Field(default=6067, ge=1, le=65535)
     faust_web_enabled: bool = False
     log_level: LogLevel = "INFO"
+
+    # TEST-ONLY crash points (streams.core.crash_points); empty = inert, the default.
+    test_crash_at: str = ""
+    test_crash_dir: Path | None = None
 
     # Reference gateway
     gateway_width: int = Field(default=160, ge=2)
@@ -179,8 +193,31 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
+    @field_validator("edge_model_sha256", "cloud_model_sha256", "switcher_model_sha256")
+    @classmethod
+    def _sha256_hex(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        digest = value.strip().lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("must be a sha256 hex digest (64 hex characters)")
+        return digest
+
+    @field_validator("test_crash_at")
+    @classmethod
+    def _known_crash_points(cls, value: str) -> str:
+        from streams.core.crash_points import CRASH_POINTS
+
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        unknown = sorted(set(names) - CRASH_POINTS)
+        if unknown:
+            raise ValueError(f"unknown crash points {unknown}; known: {sorted(CRASH_POINTS)}")
+        return ",".join(names)
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        if self.test_crash_at and self.test_crash_dir is None:
+            raise ValueError("test_crash_at needs test_crash_dir (where the once-markers go)")
         if self.kafka_security_protocol.startswith("SASL_") and not (
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
         ):

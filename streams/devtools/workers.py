@@ -6,7 +6,8 @@ Outputs:
 - ``isolated_settings(base, run_id)`` / ``isolated_run(base, run_id)``: ``Settings`` whose
   topics, consumer groups and Redis prefix carry the run id (``isolated_run`` also picks
   two free loopback HTTP ports); ``worker_env(settings, base_env)``: the environment that
-  hands those settings to a worker subprocess.
+  hands ALL of those settings (connection details and secrets included) to a worker
+  subprocess.
 - ``WorkerProcess``: one ``python -m streams edge|cloud`` subprocess (or another command
   line given as ``argv``) logging to a file: ``start`` (again after a stop: restart),
   ``wait_ready`` polls its ``/readyz``, ``kill9`` sends SIGKILL to exactly that pid,
@@ -41,6 +42,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from streams.core.errors import FallwatchError
 from streams.core.settings import Settings
 
@@ -56,6 +59,7 @@ __all__ = [
     "isolated_settings",
     "new_run_id",
     "parse_metrics",
+    "settings_env",
     "wait_all_ready",
     "worker_env",
 ]
@@ -120,30 +124,40 @@ def isolated_run(base: Settings, run_id: str, **extra: Any) -> Settings:
     )
 
 
-_ENV_KEYS = (
-    "topic_frames",
-    "topic_offload",
-    "topic_results",
-    "topic_alerts",
-    "topic_deadletter",
-    "edge_group",
-    "cloud_group",
-    "redis_prefix",
-    "edge_http_port",
-    "cloud_http_port",
-    "http_host",
-)
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Every setting as the ``FALLWATCH_*`` variable that gives a child the same value.
+
+    Secrets are written in clear (``SecretStr.get_secret_value``: ``str()`` would hand the
+    child the mask ``**********``); settings that are None are left out (see ``worker_env``).
+    """
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"FALLWATCH_{name.upper()}"] = str(value)
+    return env
 
 
 def worker_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
-    """Environment for a worker subprocess: ``base`` plus the run's FALLWATCH_* overrides.
+    """Environment for a worker subprocess: ``base`` with EVERY setting of ``settings``.
 
-    Children inherit the caller's environment (PATH, PYTHONPATH, FALLWATCH_* settings);
-    configuration itself is still read by ``streams.core.settings`` in the child.
+    The child reads its configuration from these variables through
+    ``streams.core.settings``, so it gets exactly ``settings`` — connection details and
+    secrets (Kafka SASL/TLS, the Redis URL with its password) as well as the run's topics,
+    groups and ports — whatever the caller's own environment says. A setting that is None
+    is removed from ``base`` (a parent's variable must not fill it in the child).
+    Other variables (PATH, PYTHONPATH, ...) are inherited from ``base``.
     """
+    given = settings_env(settings)
     env = dict(base)
-    for key in _ENV_KEYS:
-        env[f"FALLWATCH_{key.upper()}"] = str(getattr(settings, key))
+    for name in type(settings).model_fields:
+        env.pop(f"FALLWATCH_{name.upper()}", None)
+    env.update(given)
     return env
 
 

@@ -206,6 +206,7 @@ class EdgeBatchProcessor:
             await rt.with_retries(
                 "pending_add", lambda: pending.add(stream_id, seq, deadline_ns, fallback_bytes)
             )
+            rt.crash_points.reach("edge_after_pending")  # test-only (kill -9 e2e test)
             futures.append(await rt.publish(settings.topic_offload, key, request))
             return futures
         result = build_result(

@@ -193,13 +193,21 @@ def create_app(settings: Settings) -> EdgeApp:
 def run_edge_worker(settings: Settings) -> None:
     """Run the edge worker in this process until SIGTERM/SIGINT (blocking).
 
-    Creates the service topics first (TopicSetupError if the broker refuses), then runs a
-    ``faust.Worker``. Returns normally after a clean stop; raises ``EdgeWorkerCrashedError``
+    Checks pinned model digests (``ModelLoadError``), creates the service topics
+    (TopicSetupError if the broker refuses), then runs a ``faust.Worker``. Returns normally after a clean stop; raises ``EdgeWorkerCrashedError``
     when the worker stopped because of a fatal error.
     """
+    from models.runtime import verify_file_sha256
     from streams.kafka.topics import ensure_topics
 
     settings.log_summary(log)
+    # A pinned model that is not the file on disk: refuse before touching Kafka or Redis.
+    for role, path, pinned in (
+        ("edge", settings.edge_model_path, settings.edge_model_sha256),
+        ("switcher", settings.switcher_model_path, settings.switcher_model_sha256),
+    ):
+        if pinned is not None:
+            verify_file_sha256(path, pinned, role)
     ensure_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(

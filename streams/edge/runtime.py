@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
+from streams.core.crash_points import CrashPoints
 from streams.core.errors import DependencyError
 from streams.core.health import HealthServer
 from streams.core.settings import Settings
@@ -105,6 +106,7 @@ class EdgeRuntime:
             settings.edge_http_port,
         )
         self.metrics = EdgeMetrics()
+        self.crash_points = CrashPoints.from_settings(settings)  # test-only; inert by default
         self.fatal_error: BaseException | None = None
         self._worker: faust.Worker | None = None
         self._kafka_probe: AIOKafkaClient | None = None
@@ -160,9 +162,14 @@ class EdgeRuntime:
     def _load_models(self) -> None:
         from models.runtime import EdgeModel, Switcher
 
-        threads = self.settings.inference_threads
-        self.edge = EdgeModel.load(self.settings.edge_model_path, threads=threads)
-        self.switcher = Switcher.load(self.settings.switcher_model_path, threads=threads)
+        s = self.settings
+        threads = s.inference_threads
+        self.edge = EdgeModel.load(
+            s.edge_model_path, threads=threads, file_sha256=s.edge_model_sha256
+        )
+        self.switcher = Switcher.load(
+            s.switcher_model_path, threads=threads, file_sha256=s.switcher_model_sha256
+        )
         self.switcher.check_edge(self.edge)
         configured = self.settings.switcher_threshold
         self.threshold = self.switcher.threshold if configured is None else configured

@@ -71,6 +71,8 @@ class ResultsProcessor:
                 continue
             if outcome.late_cloud:
                 rt.metrics.late_cloud_result()
+            if outcome.alerts:  # committed to the outbox, not yet published
+                rt.crash_points.reach("events_after_commit")  # test-only (kill -9 e2e test)
             await self._publish_alerts(outcome.alerts)
         await rt.deliver(dead)
 

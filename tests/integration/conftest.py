@@ -17,7 +17,8 @@ Outputs (fixtures):
 - ``kafka_producer_factory(**overrides) -> KafkaProducer`` and
   ``kafka_consumer_factory(*topics, group_id=..., **overrides) -> KafkaConsumer``
   (kafka-python, closed at teardown; consumers start from the earliest offset, no
-  auto-commit, short session timeouts so group joins are quick).
+  auto-commit, short session timeouts so group joins are quick, and subscribe only once
+  their own metadata knows the topics' partitions: ``subscribe_when_known``).
 - ``consume_records(consumer, n, timeout_s=30.0)``: poll until ``n`` records arrived.
 - ``secure_stack`` (session, not autouse): a second, secured stack started for the
   tests that ask for it (Kafka SASL_SSL with SCRAM-SHA-512, Redis with TLS and a
@@ -38,7 +39,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,13 +239,38 @@ def kafka_consumer_factory(stack: StackSettings) -> Iterator[Callable[..., Kafka
             "client_id": unique_name("consumer"),
         }
         options.update(overrides)
-        consumer = KafkaConsumer(*topics, **options)
+        consumer = KafkaConsumer(**options)
         consumers.append(consumer)
+        if topics:
+            subscribe_when_known(consumer, topics)
         return consumer
 
     yield make
     for consumer in consumers:
         consumer.close()
+
+
+def subscribe_when_known(
+    consumer: KafkaConsumer, topics: Sequence[str], timeout_s: float = 15.0
+) -> None:
+    """Subscribe ``consumer`` once ITS OWN metadata lists every partition of ``topics``.
+
+    Regression (issue 19, a fresh clone's first ``make test`` failing in
+    test_kafka_committed_offsets_visible_to_admin with "No partition metadata for topic"):
+    kafka-python joins the group without waiting for the subscribed topics' metadata
+    (only pattern subscriptions refresh it first, KAFKA-3949), so the group leader assigned
+    NOTHING on the first join and the consumer depended on a second rebalance, triggered by
+    a later metadata refresh. On a cold broker that second rebalance could come after the
+    test's wait, or between a poll and the commit. With the metadata fetched first, the
+    first join assigns every partition.
+    """
+    deadline = time.monotonic() + timeout_s
+    for topic in topics:
+        while not consumer.partitions_for_topic(topic):
+            if time.monotonic() > deadline:
+                pytest.fail(f"consumer metadata has no partitions for {topic} after {timeout_s} s")
+            time.sleep(0.1)
+    consumer.subscribe(list(topics))
 
 
 def _consume(consumer: KafkaConsumer, n: int, timeout_s: float = 30.0) -> list[ConsumerRecord]:

@@ -5,9 +5,10 @@ on its own topics, consumer group, HTTP port and Redis prefix. Offload requests 
 produced with kafka-python and registered as pending offloads in Redis the way the edge
 does; results and dead letters are read back with kafka-python.
 
-The cloud model is a tiny test-only ONNX model built here: P(fall) is the mean pixel of
-the (grey) window, so a uniform grey window of level v gives p = v/255 and the expected
-label of every window is known.
+The cloud model is a tiny test-only ONNX model (tests/onnx_test_models.py): P(fall) is the
+mean pixel of the (grey) window, so a uniform grey window of level v gives p = v/255 and
+the expected label of every window is known; a second one loads and warms up but fails in
+onnxruntime on every real window.
 """
 
 from __future__ import annotations
@@ -26,44 +27,15 @@ from typing import Any
 import numpy as np
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from onnx import TensorProto, helper
 
 import schemas
-from models.metadata import InputSpec, ModelMeta, stamp_metadata
 from streams.core.video import encode_window
 from streams.devtools.workers import WorkerProcess, free_port
+from tests.onnx_test_models import build_failing_cloud, build_mean_pixel_cloud
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 FALL_LEVEL, NO_FALL_LEVEL = 242, 13
-
-
-def build_mean_pixel_cloud(path: Path) -> Path:
-    """Cloud model: probs = [1 - p, p] with p = mean of the grey 0..1 input."""
-    x = helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["N", 1, 2, 8, 8])
-    probs = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 2])
-    nodes = [
-        helper.make_node("ReduceMean", ["frames"], ["m"], axes=[1, 2, 3, 4], keepdims=1),
-        helper.make_node("Reshape", ["m", "shape"], ["p"]),
-        helper.make_node("Sub", ["one", "p"], ["q"]),
-        helper.make_node("Concat", ["q", "p"], ["probs"], axis=1),
-    ]
-    inits = [
-        helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1]),
-        helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]),
-    ]
-    graph = helper.make_graph(nodes, "mean_pixel_cloud", [x], [probs], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    meta = ModelMeta(
-        role="cloud",
-        name="test-mean-pixel-cloud",
-        version="1",
-        input=InputSpec(frames=2, height=8, width=8, color="gray"),
-    )
-    stamp_metadata(model, meta)
-    path.write_bytes(model.SerializeToString())
-    return path
 
 
 @dataclass
@@ -403,3 +375,34 @@ def test_second_worker_shares_the_group_and_takes_over_after_a_graceful_stop(
     assert b.stop(grace_s=30.0) == 0, b.tail(30)
     assert committed(cloud_setup) == {p: o for p, o in end_offsets(cloud_setup).items() if o}
     assert pending_op(cloud_setup, "count") == 0
+
+
+def test_a_cloud_model_failing_on_every_window_stops_the_worker_with_status_1(
+    cloud_setup: CloudSetup, cloud_processes: list[WorkerProcess]
+) -> None:
+    """Regression (issue 19): every offload was dead-lettered and committed while /readyz
+    stayed ready; now the worker stops (not-ready, exit 1) after N failures in a row and
+    the windows stay pending for the edge fallback."""
+    limit = 4
+    items = [(f"cam{i % 2}", i // 2, FALL_LEVEL, "uncertain") for i in range(12)]
+    windows = sorted({(s, q) for s, q, _, _ in items})
+    pending_op(cloud_setup, "add", windows)
+    produce(cloud_setup, items)
+    failing = str(build_failing_cloud(cloud_setup.log_dir / "failing.onnx"))
+    worker = cloud_process(
+        cloud_setup,
+        "failing",
+        FALLWATCH_CLOUD_MODEL_PATH=failing,
+        FALLWATCH_CLOUD_MAX_MODEL_FAILURES=str(limit),
+    )
+    cloud_processes.append(worker)
+    deadline = time.monotonic() + 120
+    while worker.exited() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.exited() == 1, worker.tail(30)
+    logs = worker.logs(tail=None)
+    assert "cloud_model_failing" in logs and "CloudModelFailingError" in logs, worker.tail(30)
+    assert read_all(cloud_setup, "results", quiet_s=1.0) == []
+    dead = read_all(cloud_setup, "deadletter", quiet_s=1.0)
+    assert len(dead) < limit  # only windows before the limit was reached
+    assert pending_op(cloud_setup, "count") == len(windows)  # the edge fallback answers them

@@ -34,7 +34,7 @@ from streams.devtools.workers import WorkerProcess, wait_all_ready
 from streams.edge.app import faust_credentials
 from streams.kafka.security import aiokafka_security, kafka_python_security
 from streams.kafka.topics import ensure_topics
-from tests.integration.conftest import unique_name
+from tests.integration.conftest import subscribe_when_known, unique_name
 from tests.secure_stack import SecureStack, free_ports
 
 pytestmark = pytest.mark.integration
@@ -188,7 +188,6 @@ def test_produce_and_consume_through_every_client_library_over_sasl_ssl(
     by_faust = asyncio.run(_consume_aiokafka(settings, _faust_security(settings), topic, 3))
     assert sorted(by_faust) == expected
     consumer = KafkaConsumer(
-        topic,
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=unique_name("secure-group"),
         auto_offset_reset="earliest",
@@ -197,6 +196,7 @@ def test_produce_and_consume_through_every_client_library_over_sasl_ssl(
         **kafka_python_security(settings),
     )
     try:
+        subscribe_when_known(consumer, [topic])  # first join assigns (cold-start race)
         by_kafka_python = [(r.key, r.value) for _, r in zip(range(3), consumer, strict=False)]
     finally:
         consumer.close()

@@ -8,6 +8,7 @@ with append-only persistence on.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -180,8 +181,13 @@ def test_kafka_committed_offsets_visible_to_admin(
     kafka_producer_factory: Callable[..., KafkaProducer],
     kafka_consumer_factory: Callable[..., KafkaConsumer],
     consume_records: ConsumeFn,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The lag metrics (and KEDA in k8s) read committed offsets through the admin API.
+    # Regression (issue 19): this failed once on a fresh clone's first `make test` ("No
+    # partition metadata for topic"): the consumer joined before its metadata knew the
+    # topic, got nothing on the first assignment and relied on a second rebalance.
+    caplog.set_level(logging.WARNING, logger="kafka.coordinator")
     topic = topic_factory("lag", partitions=1)
     group = unique_name("laggroup")
     producer = kafka_producer_factory()
@@ -193,3 +199,5 @@ def test_kafka_committed_offsets_visible_to_admin(
     consumer.commit()
     offsets = kafka_admin.list_group_offsets(group)[group]
     assert offsets[TopicPartition(topic, 0)].offset == 5
+    empty_assignments = [r for r in caplog.records if "No partition metadata" in r.getMessage()]
+    assert empty_assignments == [], "the first group join assigned no partition"

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
 import schemas
-from models.errors import WindowError
+from models.errors import InferenceError, WindowError
+from models.runtime import CloudModel
 from streams.cloud.metrics import CloudMetrics
-from streams.cloud.worker import CloudWorker, CloudWorkerError
+from streams.cloud.worker import CloudModelFailingError, CloudWorker, CloudWorkerError
 from streams.core.settings import Settings
 from streams.core.video import encode_window
 from streams.kafka.batches import commit_offsets
+from streams.kafka.deadletter import parse_headers
+from tests.onnx_test_models import build_failing_cloud
 
 W, H = 32, 24
 
@@ -30,6 +37,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class FakeProducer:
@@ -79,11 +87,14 @@ class Out:
 
 
 class FakeModel:
-    """p_fall = mean pixel / 255; refuses windows whose first pixel is 7."""
+    """p_fall = mean pixel / 255; refuses windows whose first pixel is 7; onnxruntime
+    "fails" (InferenceError: the model's fault) on windows whose first pixel is 99."""
 
     def predict(self, windows: Sequence[np.ndarray]) -> Out:
         if any(int(w[0, 0, 0, 0]) == 7 for w in windows):
             raise WindowError("bad window")
+        if any(int(w[0, 0, 0, 0]) == 99 for w in windows):
+            raise InferenceError("onnxruntime failed")
         p = np.array([float(w.mean()) / 255.0 for w in windows])
         return Out(np.stack([1 - p, p], axis=1))
 
@@ -114,13 +125,13 @@ def offload_bytes(seq: int, value: int, reason: str = "uncertain", edge_p: float
 
 
 def make_worker(
-    log: list[str], *, fail: bool = False
+    log: list[str], *, fail: bool = False, model: Any = None, max_model_failures: int = 16
 ) -> tuple[CloudWorker, FakeProducer, FakePending]:
     producer = FakeProducer(log, fail=fail)
     pending = FakePending(log)
     worker = CloudWorker(
-        Settings(snapshot_max_bytes=20_000),
-        FakeModel(),
+        Settings(snapshot_max_bytes=20_000, cloud_max_model_failures=max_model_failures),
+        model if model is not None else FakeModel(),
         "cloud@1",
         producer,
         pending,
@@ -199,3 +210,63 @@ async def test_failed_delivery_raises_and_keeps_pending_entries() -> None:
 def test_commit_offsets_are_next_offset_per_partition() -> None:
     offsets = commit_offsets([rec(4, b""), rec(9, b""), rec(2, b"", partition=3)])
     assert {(tp.partition, off) for tp, off in offsets.items()} == {(0, 10), (3, 3)}
+
+
+DEAD_LETTER_SCHEMA = json.loads(
+    resources.files("schemas").joinpath("dead_letter.v1.json").read_text(encoding="utf-8")
+)
+
+
+async def test_cloud_dead_letters_come_from_the_one_builder_and_match_the_schema() -> None:
+    """Regression (issue 19): the cloud worker built its own dead letters, without
+    reason/worker/failed_at_ns and without the message's own headers."""
+    log: list[str] = []
+    worker, producer, _ = make_worker(log)
+    traced = Record("off", 2, 41, b"camA", b"garbage", [("traceparent", b"00-abc-01")])
+    await worker.process([traced, rec(42, offload_bytes(2, 7), partition=2)])
+    dead = [(v, h) for t, v, _, h in producer.sent if t == worker._settings.topic_deadletter]
+    assert len(dead) == 2
+    check = jsonschema.Draft202012Validator(DEAD_LETTER_SCHEMA)
+    for _, headers in dead:
+        decoded = {name: raw.decode("utf-8") for name, raw in headers}
+        check.validate(decoded)
+        assert decoded["fallwatch.dlq.worker"] == "cloud"
+        assert decoded["fallwatch.dlq.reason"] in ("schema", "poison")
+        assert int(decoded["fallwatch.dlq.failed_at_ns"]) > 0
+        assert parse_headers(headers)["fallwatch.dlq.source_topic"] == "off"
+    assert dead[0][0] == b"garbage"
+    assert ("traceparent", b"00-abc-01") in dead[0][1]  # the message's own headers kept
+
+
+async def test_windows_the_model_rejects_never_count_as_model_failures() -> None:
+    log: list[str] = []
+    worker, _, _ = make_worker(log, max_model_failures=2)
+    outcome = await worker.process([rec(i, offload_bytes(i, 7)) for i in range(5)])
+    assert outcome.dead_letters == 5 and worker.model_failures_in_row == 0
+
+
+async def test_a_success_resets_the_count_of_model_failures() -> None:
+    log: list[str] = []
+    worker, _, _ = make_worker(log, max_model_failures=3)
+    await worker.process([rec(0, offload_bytes(0, 99)), rec(1, offload_bytes(1, 99))])
+    assert worker.model_failures_in_row == 2
+    await worker.process([rec(2, offload_bytes(2, 200))])
+    assert worker.model_failures_in_row == 0
+    outcome = await worker.process([rec(3, offload_bytes(3, 99)), rec(4, offload_bytes(4, 99))])
+    assert outcome.dead_letters == 2  # 2 in a row again: below the limit of 3
+
+
+async def test_a_model_failing_on_every_window_stops_the_worker_without_publishing(
+    tmp_path: Path,
+) -> None:
+    """Regression (issue 19): a cloud model failing on every window dead-lettered and
+    committed every offload while /readyz stayed ready."""
+    model = CloudModel.load(build_failing_cloud(tmp_path / "failing.onnx"))  # loads, warms up
+    log: list[str] = []
+    worker, producer, pending = make_worker(log, model=model, max_model_failures=3)
+    first = await worker.process([rec(0, offload_bytes(0, 200)), rec(1, offload_bytes(1, 10))])
+    assert first.dead_letters == 2 and worker.model_failures_in_row == 2
+    sent = list(producer.sent)
+    with pytest.raises(CloudModelFailingError, match="failed on 4 windows in a row"):
+        await worker.process([rec(2, offload_bytes(2, 200)), rec(3, offload_bytes(3, 10))])
+    assert producer.sent == sent and pending.removed == []  # nothing of the batch went out

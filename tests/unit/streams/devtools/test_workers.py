@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from streams.core.settings import Settings
 from streams.devtools.workers import (
@@ -38,6 +40,39 @@ def test_isolated_settings_give_a_run_its_own_topics_groups_prefix_and_env() -> 
     assert env["PATH"] == "/bin"
     assert env["FALLWATCH_TOPIC_FRAMES"] == settings.topic_frames
     assert env["FALLWATCH_EDGE_HTTP_PORT"] == "7101"
+
+
+def test_worker_env_hands_every_setting_to_the_child_secrets_in_clear(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Regression: workers got only topics/groups/prefix/ports from the harness and their
+    Kafka/Redis connection from the parent's environment (a SecretStr gives '**********')."""
+    ca = tmp_path / "ca.pem"
+    secured = isolated_settings(
+        Settings(
+            kafka_bootstrap="127.0.0.1:29094",
+            kafka_security_protocol="SASL_SSL",
+            kafka_sasl_mechanism="SCRAM-SHA-512",
+            kafka_sasl_username="fallwatch",
+            kafka_sasl_password=SecretStr("kafka-secret"),
+            kafka_ssl_cafile=ca,
+            redis_url=SecretStr(f"rediss://:redis-secret@127.0.0.1:26380/0?ssl_ca_certs={ca}"),
+            edge_model_sha256="ab" * 32,
+        ),
+        "run-3",
+    )
+    parent = {"PATH": "/bin", "FALLWATCH_SWITCHER_THRESHOLD": "0.3"}  # not in `secured`
+    env = worker_env(secured, parent)
+    assert env["FALLWATCH_KAFKA_SASL_PASSWORD"] == "kafka-secret"
+    assert env["FALLWATCH_REDIS_URL"].startswith("rediss://:redis-secret@")
+    assert env["FALLWATCH_KAFKA_SSL_CAFILE"] == str(ca)
+    assert "FALLWATCH_SWITCHER_THRESHOLD" not in env and env["PATH"] == "/bin"
+    for name in list(os.environ):
+        if name.upper().startswith("FALLWATCH_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == secured  # the child builds exactly the caller's settings
 
 
 def test_a_worker_that_exits_during_start_up_is_reported_with_its_log(tmp_path: Path) -> None:
