@@ -311,14 +311,13 @@ def _staged_falls(stats: FleetStats) -> int:
 
 def format_fault_line(report: FaultReport) -> str:
     """One line per fault: windows sent, lost, duplicated alerts, the pids check."""
-    pids = (
-        "unchanged"
-        if report.pids_unchanged
-        else (
-            f"CHANGED {report.pids_start} -> {report.pids_end} (starts {report.worker_starts}, "
-            f"exited {report.exited_during_run})"
-        )
-    )
+    exited = {role: code for role, code in report.exited_during_run.items() if code is not None}
+    if report.pids_unchanged:
+        pids = "unchanged"
+    elif exited:
+        pids = f"workers EXITED {exited}"
+    else:
+        pids = f"CHANGED {report.pids_start} -> {report.pids_end} (starts {report.worker_starts})"
     fault_span = (
         f"{report.fault_s[0]:.0f}-{report.fault_s[1]:.0f} s" if len(report.fault_s) == 2 else "?"
     )
