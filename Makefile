@@ -74,7 +74,7 @@ bench: setup up ## Benchmarks side by side: throughput vs bare loop, p99 latency
 	@mkdir -p "$(ROOT)/out"
 	@cd "$(ROOT)" && "$(PY)" -m load_tests.bench --out out/bench.json
 
-chaos: setup up ## kill -9 the edge and cloud workers mid-stream; count lost windows and duplicated alerts
+chaos: setup up ## kill -9 the workers; restart/pause a private broker, stop/kill -9 a private Redis; one line per fault (~10 min)
 	@mkdir -p "$(ROOT)/out"
 	@cd "$(ROOT)" && "$(PY)" -m load_tests.chaos --json out/chaos.json
 

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -378,36 +378,87 @@ def format_chaos(report: ChaosReport) -> str:
     return "\n".join(lines)
 
 
+def format_kill9_line(report: ChaosReport) -> str:
+    """The kill -9 run in the one-line-per-fault form of ``load_tests.faults``."""
+    return (
+        f"{'worker-kill9':<13} sent {report.published}, LOST {len(report.lost)}, "
+        f"DUPLICATED alerts {report.alerts.duplicated}, pids replaced by design "
+        f"({len(report.kills)} kills, each worker restarted by the run); "
+        f"repeated results {report.windows_with_repeated_results}, decided_by "
+        f"{report.decided_by}, dead letters {report.dead_letters}, alerts "
+        f"{report.alerts.detected_events} detected / {report.alerts.resolved_events} resolved, "
+        f"drained {report.drained}, {report.elapsed_s:.0f} s; ok={report.ok}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    from load_tests.faults import FAULTS, FaultOptions, format_fault_line, run_fault
+    from streams.devtools.private_stack import running_private_stack
+
     parser = argparse.ArgumentParser(
         prog="python -m load_tests.chaos",
-        description="kill -9 the edge and the cloud worker mid-stream; count lost windows "
-        "and duplicated alerts.",
+        description="kill -9 the edge and the cloud worker mid-stream, then restart and pause "
+        "a private broker and stop and kill -9 a private Redis; count lost windows and "
+        "duplicated alerts.",
     )
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--windows-per-camera", type=int, default=180)
     parser.add_argument("--rate", type=float, default=6.0, help="windows/s, all cameras")
     parser.add_argument("--cycles", type=int, default=2, help="cloud+edge kill cycles")
     parser.add_argument("--restart-delay", type=float, default=2.0)
+    parser.add_argument(
+        "--faults",
+        default=",".join(("worker-kill9", *FAULTS)),
+        help=f"comma-separated, from worker-kill9 (shared stack) and {', '.join(FAULTS)} "
+        "(private stack)",
+    )
+    parser.add_argument("--fault-windows-per-camera", type=int, default=60)
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the run's topics and keys")
     args = parser.parse_args(argv)
+    faults = [f for f in args.faults.split(",") if f]
+    unknown = set(faults) - {"worker-kill9", *FAULTS}
+    if unknown:
+        parser.error(f"unknown faults {sorted(unknown)}")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    options = ChaosOptions(
-        cameras=args.cameras,
-        windows_per_camera=args.windows_per_camera,
-        rate=args.rate,
-        cycles=args.cycles,
-        restart_delay_s=args.restart_delay,
-        keep=args.keep,
-        drain_timeout_s=180.0,
-    )
-    report = run_chaos(Settings(), options)
-    print(format_chaos(report))
+    lines: list[str] = []
+    doc: dict[str, Any] = {}
+    ok = True
+    if "worker-kill9" in faults:
+        options = ChaosOptions(
+            cameras=args.cameras,
+            windows_per_camera=args.windows_per_camera,
+            rate=args.rate,
+            cycles=args.cycles,
+            restart_delay_s=args.restart_delay,
+            keep=args.keep,
+            drain_timeout_s=180.0,
+        )
+        report = run_chaos(Settings(), options)
+        print(format_chaos(report), flush=True)
+        lines.append(format_kill9_line(report))
+        doc["worker-kill9"] = report.to_json()
+        ok = ok and report.ok
+    stack_faults = [f for f in faults if f in FAULTS]
+    if stack_faults:
+        run_dir = REPO_ROOT / ".stack" / "chaos" / new_run_id("stack")
+        fault_options = FaultOptions(windows_per_camera=args.fault_windows_per_camera)
+        with running_private_stack(run_dir / "stack") as stack:
+            print(f"private stack {stack.bootstrap} / {stack.redis_url} in {run_dir}", flush=True)
+            for fault in stack_faults:
+                result = run_fault(
+                    stack, Settings(), fault, replace(fault_options, log_dir=run_dir / fault)
+                )
+                lines.append(format_fault_line(result))
+                print(lines[-1], flush=True)
+                doc[fault] = result.to_json()
+                ok = ok and result.ok
+    print("\nfallwatch chaos: one line per fault")
+    print("\n".join(lines))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n")
-    return 0 if report.ok else 1
+        args.json.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

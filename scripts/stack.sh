@@ -15,6 +15,9 @@
 #   FALLWATCH_STACK_{KAFKA,CONTROLLER,REDIS}_PORT  only to run a second stack beside
 #                            the main one; tests then need FALLWATCH_KAFKA_BOOTSTRAP and
 #                            FALLWATCH_REDIS_URL pointing at it
+#   FALLWATCH_STACK_DIR      state, pidfiles and logs (default <repo>/.stack); with the
+#                            ports above, a private stack whose broker and Redis a fault
+#                            test may stop, pause or kill (streams/devtools/private_stack.py)
 # Outputs: Kafka on 127.0.0.1:19092 (controller 127.0.0.1:19093), Redis on
 #   127.0.0.1:16379 with AOF; state, pidfiles and logs under <repo>/.stack/.
 # Guarantees: idempotent (up when up, down when down are no-ops); binds loopback
@@ -28,7 +31,7 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STACK_DIR="$REPO_ROOT/.stack"
+STACK_DIR="${FALLWATCH_STACK_DIR:-$REPO_ROOT/.stack}"
 LOG_DIR="$STACK_DIR/logs"
 HELPERS="$REPO_ROOT/scripts/stack"
 

@@ -161,6 +161,10 @@ class Settings(BaseSettings):
     gateway_window_s: float = Field(default=2.0, gt=0.0)
     gateway_stride_s: float = Field(default=1.0, gt=0.0)
     gateway_codec: WindowCodec = "h264"
+    # Broker outage: how long the gateway holds unacknowledged windows (and waits for room
+    # in its buffer) before it gives up and exits; the buffer's size in bytes.
+    gateway_hold_s: float = Field(default=120.0, ge=5.0, le=3600.0)
+    gateway_buffer_bytes: int = Field(default=33_554_432, ge=1_048_576)
     snapshot_max_bytes: int = Field(default=20_000, ge=0)
 
     @field_validator("log_level", mode="before")

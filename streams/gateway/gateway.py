@@ -20,13 +20,21 @@ loop needed) is configured acks=all with idempotence explicitly, so a broker ret
 duplicates or reorders a camera's windows; a full producer buffer blocks the loop
 (backpressure, never dropped windows); `run` flushes before returning; a stop request
 (SIGTERM in the CLI) ends the run after the current window.
-Failure modes: `GatewayError` when the source cannot be opened/decoded or Kafka refuses
-a publish (delivery errors surface on the next publish or at flush); a window whose
-encoding exceeds `max_window_bytes` is skipped and counted (`windows_oversize`).
+Broker outage (restart, pause, network): windows wait in the producer's bounded buffer
+(`gateway_buffer_bytes`) and are retried in order for up to `gateway_hold_s`; the log says
+`gateway_kafka_unreachable_holding` (every 5 s, with the count held) and
+`gateway_kafka_delivery_resumed` when they flow again. Live capture keeps running meanwhile,
+so a short outage loses no window.
+Failure modes: `GatewayError` when the source cannot be opened/decoded, or Kafka refuses a
+publish or does not acknowledge a window within `gateway_hold_s` (logged as
+`gateway_window_delivery_failed` / `gateway_kafka_hold_expired`; surfaces on the next
+publish or at flush, and the gateway exits non-zero); a window whose encoding exceeds
+`max_window_bytes` is skipped and counted (`windows_oversize`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -69,6 +77,8 @@ log = logging.getLogger(__name__)
 Frame = NDArray[np.uint8]
 FrameSource = Iterable[tuple[Frame, float]]
 _NS = 1_000_000_000
+_HOLD_LOG_AFTER_S = 2.0  # a window unacknowledged this long: the broker is unreachable
+_HOLD_LOG_EVERY_S = 5.0
 _LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
@@ -363,9 +373,17 @@ class Gateway:
 
 
 class KafkaWindowSink:
-    """kafka-python producer with acks=all + idempotence, one topic, delivery errors kept."""
+    """kafka-python producer with acks=all + idempotence, one topic, holding windows through
+    a short broker outage (see ``publish``); delivery errors kept for the next call."""
 
-    def __init__(self, settings: Settings, topic: str, *, client_id: str = "fallwatch-gateway"):
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        *,
+        client_id: str = "fallwatch-gateway",
+        hold_s: float | None = None,
+    ) -> None:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
@@ -373,7 +391,20 @@ class KafkaWindowSink:
         from streams.kafka.topics import max_message_bytes
 
         self._topic = topic
+        self._hold_s = settings.gateway_hold_s if hold_s is None else hold_s
+        self._buffer_bytes = settings.gateway_buffer_bytes
         self._error: BaseException | None = None
+        self._lock = threading.Condition()
+        # ticket -> (monotonic send time, bytes), oldest first: what the broker has not
+        # acknowledged yet. kafka-python 3 has no buffer limit of its own (no buffer_memory),
+        # so the sink bounds it: `publish` waits for room up to the hold.
+        self._pending: dict[int, tuple[float, int]] = {}
+        self._pending_bytes = 0
+        self._tickets = itertools.count()
+        self._holding_since: float | None = None
+        self._held_max = 0
+        self._last_hold_log = 0.0
+        hold_ms = round(self._hold_s * 1000)
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=settings.kafka_bootstrap,
@@ -382,35 +413,140 @@ class KafkaWindowSink:
                 enable_idempotence=True,
                 linger_ms=5,
                 max_request_size=max_message_bytes(settings),
+                # The hold: a window is retried (in order, without duplicates: idempotence)
+                # until acknowledged or hold_ms passed. Reconnects every second at most, so a
+                # restarted broker is found again within a second of its return (the default
+                # backs off up to 30 s).
+                delivery_timeout_ms=hold_ms,
+                max_block_ms=hold_ms,
+                bootstrap_timeout_ms=hold_ms,  # started during an outage: wait, then exit
+                request_timeout_ms=min(30_000, hold_ms // 2),
+                reconnect_backoff_max_ms=1000,
                 **kafka_python_security(settings),
             )
         except KafkaError as exc:
             raise GatewayError(f"cannot connect to Kafka at {settings.kafka_bootstrap}") from exc
 
-    def _failed(self, exc: BaseException) -> None:
-        if self._error is None:
-            self._error = exc
-            log.error("window_delivery_failed", extra={"error": repr(exc)})
+    def _settle(self, ticket: int) -> None:
+        """Forget one window (acknowledged or failed); caller holds the lock."""
+        _, size = self._pending.pop(ticket, (0.0, 0))
+        self._pending_bytes -= size
+        self._lock.notify_all()
+
+    def _acked(self, ticket: int, _metadata: object) -> None:
+        with self._lock:
+            self._settle(ticket)
+
+    def _failed(self, ticket: int, exc: BaseException) -> None:
+        with self._lock:
+            self._settle(ticket)
+            first = self._error is None
+            if first:
+                self._error = exc
+        if first:
+            log.error(
+                "gateway_window_delivery_failed",
+                extra={"error": repr(exc), "hold_s": self._hold_s, "topic": self._topic},
+            )
+
+    def _watch_outage(self) -> None:
+        """Log when windows wait unacknowledged (broker unreachable) and when they flow again."""
+        now = time.monotonic()
+        with self._lock:
+            waiting = len(self._pending)
+            oldest = next(iter(self._pending.values()), (now, 0))[0]
+        stalled = now - oldest >= _HOLD_LOG_AFTER_S
+        if stalled:
+            self._held_max = max(self._held_max, waiting)
+            if self._holding_since is None or now - self._last_hold_log >= _HOLD_LOG_EVERY_S:
+                self._holding_since = self._holding_since or oldest
+                self._last_hold_log = now
+                log.warning(
+                    "gateway_kafka_unreachable_holding",
+                    extra={
+                        "topic": self._topic,
+                        "held_windows": waiting,
+                        "oldest_s": round(now - oldest, 1),
+                        "hold_s": self._hold_s,
+                        "buffer_bytes": self._buffer_bytes,
+                    },
+                )
+        elif self._holding_since is not None:
+            log.warning(
+                "gateway_kafka_delivery_resumed",
+                extra={
+                    "topic": self._topic,
+                    "held_s": round(now - self._holding_since, 1),
+                    "held_windows_max": self._held_max,
+                },
+            )
+            self._holding_since = None
+            self._held_max = 0
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise GatewayError(
+                f"a window was not delivered within the {self._hold_s:.0f} s hold "
+                "(FALLWATCH_GATEWAY_HOLD_S); is the broker down?"
+            ) from self._error
 
     def publish(self, key: bytes, value: bytes) -> None:
-        from kafka.errors import KafkaError
+        """Queue one window; returns at once while the buffer has room.
 
-        if self._error is not None:
-            raise GatewayError("a window could not be delivered") from self._error
+        Through a broker outage windows wait in the producer's buffer and are retried in
+        order; when the buffer is full this blocks (backpressure). A window not acknowledged
+        within ``hold_s``, or no room within ``hold_s``, raises `GatewayError` (here or on
+        the next call): the gateway exits rather than drop windows silently.
+        """
+        from kafka.errors import KafkaError, KafkaTimeoutError
+
+        self._raise_if_failed()
+        ticket = next(self._tickets)
+        size = len(key) + len(value)
+        with self._lock:
+            has_room = self._lock.wait_for(
+                lambda: not self._pending or self._pending_bytes + size <= self._buffer_bytes,
+                timeout=self._hold_s,
+            )
+            if has_room:
+                self._pending[ticket] = (time.monotonic(), size)
+                self._pending_bytes += size
+        if not has_room:
+            self._watch_outage()
+            log.error("gateway_kafka_hold_expired", extra={"hold_s": self._hold_s})
+            raise GatewayError(
+                f"no room for a window in the {self._buffer_bytes} byte buffer within the "
+                f"{self._hold_s:.0f} s hold (FALLWATCH_GATEWAY_HOLD_S); is the broker down?"
+            )
         try:
-            self._producer.send(self._topic, key=key, value=value).add_errback(self._failed)
+            future = self._producer.send(self._topic, key=key, value=value)
+        except KafkaTimeoutError as exc:
+            with self._lock:
+                self._settle(ticket)
+            log.error("gateway_kafka_hold_expired", extra={"hold_s": self._hold_s})
+            raise GatewayError(
+                f"Kafka metadata not available within the {self._hold_s:.0f} s hold "
+                "(FALLWATCH_GATEWAY_HOLD_S); is the broker down?"
+            ) from exc
         except KafkaError as exc:
+            with self._lock:
+                self._settle(ticket)
             raise GatewayError("cannot publish window") from exc
+        future.add_callback(self._acked, ticket)
+        future.add_errback(self._failed, ticket)
+        self._watch_outage()
 
     def flush(self, timeout_s: float) -> None:
+        """Wait until every queued window is acknowledged; an outage in progress gets the
+        whole hold (``max(timeout_s, hold_s)``)."""
         from kafka.errors import KafkaError
 
         try:
-            self._producer.flush(timeout=timeout_s)
+            self._producer.flush(timeout=max(timeout_s, self._hold_s))
         except KafkaError as exc:
             raise GatewayError("flushing windows failed") from exc
-        if self._error is not None:
-            raise GatewayError("a window could not be delivered") from self._error
+        self._watch_outage()
+        self._raise_if_failed()
 
     def close(self) -> None:
         self._producer.close(timeout=10)
