@@ -73,7 +73,7 @@ def test_batch_routes_each_window_and_isolates_poison(
     ]
     out = compute_batch(batch, edge=edge, switcher=switcher, threshold=0.5, settings=settings)
 
-    routed = {w.record["window_seq"]: w for w in out.routed}
+    routed = {w.window.window_seq: w for w in out.routed}
     assert sorted(routed) == [0, 2, 4]
     assert (routed[0].decision.path, routed[0].decision.label) == ("edge", 1)
     assert (routed[2].decision.path, routed[2].decision.label) == ("edge", 0)
@@ -96,7 +96,7 @@ def test_snapshot_only_on_falls_and_is_a_jpeg_within_the_cap(
         threshold=0.5,
         settings=settings,
     )
-    by_seq = {w.record["window_seq"]: w for w in out.routed}
+    by_seq = {w.window.window_seq: w for w in out.routed}
     snapshot = by_seq[0].snapshot_jpeg
     assert snapshot is not None and len(snapshot) <= settings.snapshot_max_bytes
     assert Image.open(io.BytesIO(snapshot)).format == "JPEG"
@@ -133,7 +133,7 @@ def test_a_window_the_model_rejects_is_poisoned_and_the_rest_answered(
     flaky = cast(EdgeModel, _FlakyEdge(edge, WindowError))
     batch = [window_message(0, CONFIDENT_FALL), window_message(1, 2), window_message(2, 200)]
     out = compute_batch(batch, edge=flaky, switcher=switcher, threshold=0.5, settings=settings)
-    assert sorted(w.record["window_seq"] for w in out.routed) == [0, 2]
+    assert sorted(w.window.window_seq for w in out.routed) == [0, 2]
     assert [(m.offset, type(e)) for m, e in out.poisoned] == [(1, WindowDecodeError)]
 
 
