@@ -176,3 +176,31 @@ def test_zero_batch_wait_never_becomes_faust_wait_forever() -> None:
     # faust's take(within=0) means "no timeout": a partial batch would wait until full.
     assert batch_wait_s(Settings(edge_batch_wait_s=0.0)) > 0
     assert batch_wait_s(Settings(edge_batch_wait_s=0.02)) == 0.02
+
+
+async def test_a_record_over_the_producer_limit_is_poison_and_a_broker_refusal_is_not() -> None:
+    # Regression (issue 19): Faust wraps aiokafka's MessageSizeTooLargeError in
+    # ProducerSendError, which is not a KafkaError, and the worker went fatal on it.
+    from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+    from faust.exceptions import ProducerSendError
+
+    from streams.edge.runtime import EdgeRuntime, PublishError
+
+    class Producer:
+        def __init__(self, cause: Exception) -> None:
+            self.cause = cause
+
+        async def send(self, topic: str, **_: Any) -> Any:
+            raise ProducerSendError("Error while sending") from self.cause
+
+    for cause, expected in (
+        (MessageSizeTooLargeError(), MessageTooLargeError),
+        (KafkaTimeoutError(), PublishError),
+    ):
+        app = type("App", (), {"producer": Producer(cause)})()
+        runtime = EdgeRuntime(Settings(), cast(Any, app))
+        try:
+            with pytest.raises(expected):
+                await runtime.publish("t", b"k", b"v")
+        finally:
+            runtime.executor.shutdown(wait=False)
