@@ -204,3 +204,30 @@ async def test_a_record_over_the_producer_limit_is_poison_and_a_broker_refusal_i
                 await runtime.publish("t", b"k", b"v")
         finally:
             runtime.executor.shutdown(wait=False)
+
+
+def test_batch_metrics_count_edge_results_and_their_end_to_end_time(
+    models: tuple[EdgeModel, Switcher], settings: Settings
+) -> None:
+    # Regression: the metrics read the window as a dict after the typed records came in; the
+    # AttributeError was swallowed and every batch's routed/results counters went missing.
+    from prometheus_client import REGISTRY
+
+    from streams.edge.metrics import EdgeMetrics
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    edge, switcher = models
+    out = compute_batch(
+        [window_message(0, CONFIDENT_FALL)],
+        edge=edge,
+        switcher=switcher,
+        threshold=0.5,
+        settings=settings,
+    )
+    results = sample("fallwatch_results_total", decided_by="edge")
+    e2e = sample("fallwatch_end_to_end_seconds_count", path="edge")
+    EdgeMetrics().edge_batch(out, size=1, publish_s=0.001)
+    assert sample("fallwatch_results_total", decided_by="edge") == results + 1
+    assert sample("fallwatch_end_to_end_seconds_count", path="edge") == e2e + 1
