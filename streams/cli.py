@@ -170,6 +170,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _stream_id(text: str) -> str:
+    """A stream id by the rule of `schemas.records` (the gateway refuses to start otherwise)."""
+    from schemas.records import RecordValueError, check_stream_id
+
+    try:
+        return check_stream_id(text)
+    except RecordValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -185,7 +195,12 @@ def _add_gateway(sub: Any) -> None:
         "keyed by stream id (acks=all, idempotent). Files are paced in real time by default.",
     )
     p.add_argument("--source", help="video file path or rtsp:// (http://, ...) URL")
-    p.add_argument("--stream-id", required=True, help="camera stream id (the Kafka key)")
+    p.add_argument(
+        "--stream-id",
+        required=True,
+        type=_stream_id,
+        help="camera stream id (the Kafka key): 1-128 characters of [A-Za-z0-9._:-]",
+    )
     p.add_argument("--fps", type=_positive_float, help="window frame rate (default: settings)")
     p.add_argument("--window-s", type=_positive_float, help="window length in seconds")
     p.add_argument("--stride-s", type=_positive_float, help="seconds between window starts")

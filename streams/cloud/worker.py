@@ -8,10 +8,12 @@ store and metrics are injected (`streams.cloud.service` builds them). Outputs, p
   so the edge fallback sweeper will not answer them.
 - reason="audit": no result; edge/cloud agreement is counted
   (`fallwatch_audit_agreement_total{agree}`).
-- A message that can never be processed (bad bytes, size cap, undecodable window,
-  model rejects the window) → dead-letter topic, original bytes and headers +
-  `fallwatch.dlq.*` headers (`streams.kafka.deadletter`, the one builder), and the batch
-  goes on.
+- A message that can never be processed (bad bytes, size cap, a value outside the record
+  rules of `schemas.records`, a window that would decode to more than
+  `max_window_decoded_bytes`, undecodable window, model rejects the window, a result too
+  large to write) → dead-letter topic, original bytes + `fallwatch.dlq.*` headers
+  (`streams.kafka.deadletter`, with `reason`), and the batch goes on. Poison is never
+  retried: only Kafka and Redis failures are.
 - The model itself failing (`InferenceError`, not a rejected window) on
   `cloud_max_model_failures` windows in a row → `CloudModelFailingError` before anything
   of that batch is published: a broken model must stop the worker (not-ready, exit
@@ -39,6 +41,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 import schemas
+from schemas.records import (
+    OffloadRequest,
+    RecordValueError,
+    Result,
+    build_result,
+    parse_offload_request,
+)
 from streams.cloud.metrics import CloudMetrics
 from streams.cloud.pending import PendingRemover
 from streams.core.crash_points import CrashPoints
@@ -46,7 +55,9 @@ from streams.core.errors import (
     FallwatchError,
     MessageSchemaError,
     MessageTooLargeError,
+    MessageValueError,
     PoisonMessageError,
+    WindowDecodeError,
 )
 from streams.core.settings import Settings
 from streams.core.video import snapshot_jpeg
@@ -93,7 +104,7 @@ class DecodedOffload:
     """One consumed offload request, decoded, with the consumer record it came from."""
 
     record: Any
-    request: dict[str, Any]
+    request: OffloadRequest
     frames: Frames
 
 
@@ -145,20 +156,23 @@ class CloudWorker:
         if len(value) > max_message_bytes(self._settings):
             raise MessageTooLargeError(f"offload request of {len(value)} bytes")
         try:
-            request = schemas.decode("offload_request", value)
+            request = parse_offload_request(value)
+        except RecordValueError as exc:
+            raise MessageValueError(str(exc)) from exc
         except schemas.SchemaError as exc:
             raise MessageSchemaError(str(exc)) from exc
-        window = request["window"]
-        if len(window["payload"]) > self._settings.max_window_bytes:
-            raise MessageTooLargeError(f"window payload of {len(window['payload'])} bytes")
+        window = request.window
+        if len(window.payload) > self._settings.max_window_bytes:
+            raise MessageTooLargeError(f"window payload of {len(window.payload)} bytes")
         frames = decode_window(
-            window["payload"],
-            window["codec"],
-            window["width"],
-            window["height"],
-            window["frame_count"],
+            window.payload,
+            window.codec,
+            window.width,
+            window.height,
+            window.frame_count,
             max_frames=self._settings.max_window_frames,
             max_pixels=self._settings.max_window_pixels,
+            max_decoded_bytes=self._settings.max_window_decoded_bytes,
         )
         return DecodedOffload(record, request, frames)
 
@@ -172,6 +186,10 @@ class CloudWorker:
                 good.append(self._decode(record))
             except PoisonMessageError as exc:
                 bad.append((record, exc))
+            except Exception as exc:  # a decoder bug must not stop the worker: poison too
+                error = WindowDecodeError(f"{type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+                bad.append((record, error))
         return good, bad
 
     # -- inference --------------------------------------------------------------------
@@ -254,35 +272,30 @@ class CloudWorker:
             per_window_s = infer_s / max(1, len(scored))
             uncertain: list[tuple[str, int]] = []
             for item, p_fall in scored:
-                reason = item.request["reason"]
                 label = int(p_fall >= self._settings.fall_threshold)
-                if reason != "uncertain":
-                    edge_label = int(
-                        item.request["edge"]["p_fall"] >= self._settings.fall_threshold
-                    )
+                if item.request.reason != "uncertain":
+                    edge_label = int(item.request.edge.p_fall >= self._settings.fall_threshold)
                     self._metrics.audit(edge_label == label)
                     outcome.audits += 1
                     continue
                 try:
                     result = self._result(item, p_fall, label, per_window_s)
-                    value = schemas.encode("result", result)
-                except (schemas.SchemaError, KeyError, TypeError, ValueError) as exc:
-                    # A schema-valid request we still cannot answer: never crash-loop on it.
+                    value = self._encode(result)
+                except PoisonMessageError as exc:
+                    # A valid request we still cannot answer: never crash-loop on it.
                     deliveries.append(await self._dead_letter(item.record, exc))
                     outcome.dead_letters += 1
                     continue
-                if result["produced_at_ns"] > item.request["deadline_ns"]:
+                if result.produced_at_ns > item.request.deadline_ns:
                     outcome.late += 1
                     self._metrics.late()
                 deliveries.append(
                     await self._producer.send(
-                        self._settings.topic_results,
-                        value=value,
-                        key=result["stream_id"].encode("utf-8"),
+                        self._settings.topic_results, value=value, key=result.key
                     )
                 )
-                uncertain.append((result["stream_id"], result["window_seq"]))
-                self._metrics.result(result["capture_end_ns"])
+                uncertain.append((result.stream_id, result.window_seq))
+                self._metrics.result(result.capture_end_ns)
                 outcome.results += 1
             await asyncio.gather(*deliveries)
         except KafkaError as exc:
@@ -294,31 +307,41 @@ class CloudWorker:
         outcome.removed = uncertain
         return outcome
 
-    def _result(
-        self, item: DecodedOffload, p_fall: float, label: int, infer_s: float
-    ) -> dict[str, Any]:
-        window = item.request["window"]
+    def _result(self, item: DecodedOffload, p_fall: float, label: int, infer_s: float) -> Result:
+        request = item.request
         now = self._clock_ns()
         snapshot = None
         if label == 1 and self._settings.snapshot_max_bytes > 0:
             snapshot = snapshot_jpeg(item.frames, self._settings.snapshot_max_bytes)
-        return {
-            "stream_id": window["stream_id"],
-            "window_seq": window["window_seq"],
-            "capture_start_ns": window["capture_start_ns"],
-            "capture_end_ns": window["capture_end_ns"],
-            "p_fall": p_fall,
-            "label": label,
-            "decided_by": "cloud",
-            "switcher_score": float(item.request["edge"]["switcher_score"]),
-            "model_versions": {**item.request["model_versions"], "cloud": self._version},
-            "latencies_s": {
-                "cloud": infer_s,
-                "offload_queue": max(0.0, (now - item.request["offloaded_at_ns"]) / 1e9),
-            },
-            "produced_at_ns": now,
-            "snapshot_jpeg": snapshot,
-        }
+        try:
+            return build_result(
+                request.window,
+                p_fall=p_fall,
+                label=label,
+                decided_by="cloud",
+                switcher_score=request.edge.switcher_score,
+                model_versions={**request.model_versions, "cloud": self._version},
+                latencies_s={
+                    "cloud": infer_s,
+                    "offload_queue": max(0.0, (now - request.offloaded_at_ns) / 1e9),
+                },
+                produced_at_ns=now,
+                snapshot_jpeg=snapshot,
+            )
+        except RecordValueError as exc:
+            raise MessageValueError(str(exc)) from exc
+
+    def _encode(self, result: Result) -> bytes:
+        """The result's bytes; ``PoisonMessageError`` when it cannot be written (schema or
+        size: an oversized output is a dead letter of its input, not a producer error)."""
+        from streams.kafka.topics import check_record_size, max_message_bytes
+
+        try:
+            value = result.encode(max_bytes=max_message_bytes(self._settings))
+        except schemas.SchemaError as exc:
+            raise MessageSchemaError(f"result cannot be encoded: {exc}") from exc
+        check_record_size(result.key, value, self._settings)
+        return value
 
     async def _dead_letter(self, record: Any, exc: BaseException) -> Awaitable[Any]:
         reason = poison_reason(exc)  # bounded label set: model rejections count as poison
@@ -359,6 +382,8 @@ class CloudWorker:
             try:
                 await self._pending.remove_many(keys)
                 return
+            except (ValueError, TypeError) as exc:  # a bad key is no outage: never retry it
+                raise CloudWorkerError(f"pending removal refused the keys: {exc!r}") from exc
             except Exception as exc:  # any Redis failure: retry, then give up loudly
                 if attempt == REMOVE_ATTEMPTS:
                     raise CloudWorkerError(f"removing pending offloads failed: {exc!r}") from exc

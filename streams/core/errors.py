@@ -25,6 +25,7 @@ __all__ = [
     "FallwatchError",
     "MessageSchemaError",
     "MessageTooLargeError",
+    "MessageValueError",
     "PoisonMessageError",
     "SettingsError",
     "StateStoreError",
@@ -62,10 +63,24 @@ class MessageSchemaError(PoisonMessageError):
     reason: ClassVar[str] = "schema"
 
 
-class MessageTooLargeError(PoisonMessageError):
-    """A message or its payload exceeds a configured size cap (`max_window_bytes`).
+class MessageValueError(MessageSchemaError):
+    """A record that decodes but breaks a rule of the contract (wraps
+    `schemas.records.RecordValueError`): a stream id outside the rule, a window seq outside
+    [0, 2**53), negative or reversed capture times, a non-finite or absurd fps, ...
 
-    Raised before any decoding. Operators: lower the gateway resolution/quality or raise
+    Raised by the workers when `schemas.records.parse_*` rejects a record. Operators: the
+    `error` header names the field; fix the producer (gateway) that wrote it.
+    """
+
+    reason: ClassVar[str] = "invalid"
+
+
+class MessageTooLargeError(PoisonMessageError):
+    """A message or its payload exceeds a configured size cap (`max_window_bytes`), a
+    window would decode to more than `max_window_decoded_bytes`, or a record a worker
+    makes from it would exceed the producer's message limit.
+
+    Raised before any decoding (or before the output is sent). Operators: lower the gateway resolution/quality or raise
     the cap together with the broker and Faust message-size limits.
     """
 
@@ -98,6 +113,7 @@ class WindowDimensionsError(WindowDecodeError):
 POISON_REASONS: tuple[str, ...] = (
     PoisonMessageError.reason,
     MessageSchemaError.reason,
+    MessageValueError.reason,
     MessageTooLargeError.reason,
     WindowDecodeError.reason,
     WindowDimensionsError.reason,

@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     max_window_bytes: int = Field(default=900_000, ge=1)
     max_window_frames: int = Field(default=64, ge=1)
     max_window_pixels: int = Field(default=1920 * 1080, ge=1)
+    # Decoded RGB bytes of one window (frame_count * width * height * 3), checked before any
+    # frame is allocated: a few kB of H.264 can declare hundreds of MB of flat frames. 64 MiB
+    # keeps an edge batch of 4 (256 MiB) and a cloud batch of 8 (512 MiB) under 1 GiB.
+    max_window_decoded_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
 
     # Runtime
     inference_threads: int = Field(default=1, ge=1)
@@ -246,6 +250,11 @@ class Settings(BaseSettings):
             raise ValueError("gateway_width and gateway_height must be even for h264")
         if self.gateway_width * self.gateway_height > self.max_window_pixels:
             raise ValueError("gateway frame size exceeds max_window_pixels")
+        gateway_frames = max(1, round(self.gateway_fps * self.gateway_window_s))
+        if gateway_frames * self.gateway_width * self.gateway_height * 3 > (
+            self.max_window_decoded_bytes
+        ):
+            raise ValueError("gateway window decodes to more than max_window_decoded_bytes")
         if self.gateway_stride_s > self.gateway_window_s:
             raise ValueError("gateway_stride_s must not exceed gateway_window_s")
         if self.cooldown_windows >= self.state_retention_windows:

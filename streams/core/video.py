@@ -10,8 +10,14 @@ Codecs (the `codec` field of `frame_window`):
 
 Guarantees of `decode_window` (it faces untrusted bytes):
 - Declared width/height/frame count are checked against the caps (`max_frames`,
-  `max_pixels`) BEFORE any decoding, so a hostile header cannot make it allocate or
-  decode unbounded data; decoding stops as soon as more frames than declared appear.
+  `max_pixels`, and `max_decoded_bytes` for frame_count*width*height*3) BEFORE any
+  decoding, so a hostile header cannot make it allocate or decode unbounded data (a 7.5 kB
+  H.264 payload of 64 flat 1920x1080 frames is 398 MB decoded); decoding stops as soon as
+  more frames than declared appear.
+- Whatever the bitstream itself claims: FFmpeg's decoder gets `max_pixels` = the declared
+  width*height, padded as FFmpeg pads its buffers (AVCodecContext.max_pixels), so it
+  refuses a larger frame (say 8192x8192 in a window declared 160x120) before allocating
+  its picture buffers.
 - Every failure (garbage, truncation, wrong dimensions or count, unknown codec) raises
   `WindowDecodeError` (or its subclass `WindowDimensionsError` for impossible headers);
   no other exception type leaves the function.
@@ -40,7 +46,8 @@ import numpy as np
 import numpy.typing as npt
 
 from models.clips import SWS_THREADS
-from streams.core.errors import WindowDecodeError, WindowDimensionsError
+from schemas.records import CODECS, MAX_DIMENSION
+from streams.core.errors import MessageTooLargeError, WindowDecodeError, WindowDimensionsError
 
 __all__ = [
     "CODECS",
@@ -54,11 +61,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CODECS: Final[tuple[str, ...]] = ("h264", "mjpeg", "raw-gray8")
-#: Largest width or height accepted, whatever the pixel cap (FFmpeg's own sanity limit region).
-MAX_DIMENSION: Final[int] = 8192
 _DEFAULT_MAX_FRAMES: Final[int] = 64
 _DEFAULT_MAX_PIXELS: Final[int] = 1920 * 1080
+_DEFAULT_MAX_DECODED_BYTES: Final[int] = 64 * 1024 * 1024
 _MJPEG_QUALITY_QSCALE: Final[int] = 4  # ffmpeg -q:v scale (2 best .. 31 worst)
 _LUMA_WEIGHTS: Final = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _JPEG_QUALITIES: Final[tuple[int, ...]] = (80, 65, 50, 35)
@@ -139,6 +144,7 @@ def _check_header(
     frame_count: Any,
     max_frames: int,
     max_pixels: int,
+    max_decoded_bytes: int,
 ) -> None:
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise WindowDecodeError(f"payload must be bytes, got {type(payload).__name__}")
@@ -151,6 +157,12 @@ def _check_header(
         raise WindowDimensionsError(f"frame_count {frame_count} exceeds the cap {max_frames}")
     if width > MAX_DIMENSION or height > MAX_DIMENSION or width * height > max_pixels:
         raise WindowDimensionsError(f"{width}x{height} exceeds the cap of {max_pixels} pixels")
+    decoded_bytes = frame_count * width * height * 3
+    if decoded_bytes > max_decoded_bytes:
+        raise MessageTooLargeError(
+            f"{frame_count} frames of {width}x{height} decode to {decoded_bytes} bytes, "
+            f"cap is {max_decoded_bytes} (max_window_decoded_bytes)"
+        )
     if codec == "h264" and (width % 2 or height % 2):
         raise WindowDimensionsError(f"h264 window must have even dimensions, got {width}x{height}")
     if len(payload) == 0:
@@ -166,14 +178,18 @@ def decode_window(
     *,
     max_frames: int = _DEFAULT_MAX_FRAMES,
     max_pixels: int = _DEFAULT_MAX_PIXELS,
+    max_decoded_bytes: int = _DEFAULT_MAX_DECODED_BYTES,
 ) -> Frames:
     """Decode a window payload into uint8 RGB `[frame_count, height, width, 3]`.
 
-    `max_frames`/`max_pixels` are the caps from settings (`max_window_frames`,
-    `max_window_pixels`). Raises `WindowDimensionsError` for headers outside the caps
-    and `WindowDecodeError` for anything else that is wrong.
+    `max_frames`/`max_pixels`/`max_decoded_bytes` are the caps from settings
+    (`max_window_frames`, `max_window_pixels`, `max_window_decoded_bytes`). Raises
+    `WindowDimensionsError` for headers outside the frame/pixel caps, `MessageTooLargeError`
+    above the decoded-bytes cap, and `WindowDecodeError` for anything else that is wrong.
     """
-    _check_header(payload, codec, width, height, frame_count, max_frames, max_pixels)
+    _check_header(
+        payload, codec, width, height, frame_count, max_frames, max_pixels, max_decoded_bytes
+    )
     if codec == "raw-gray8":
         expected = frame_count * height * width
         if len(payload) != expected:
@@ -185,7 +201,7 @@ def decode_window(
     out = np.empty((frame_count, height, width, 3), dtype=np.uint8)
     decoded = 0
     try:
-        for frame in _decoded_frames(bytes(payload), codec):
+        for frame in _decoded_frames(bytes(payload), codec, _decoder_pixel_cap(width, height)):
             if decoded >= frame_count:
                 raise WindowDecodeError(
                     f"payload holds more than the declared {frame_count} frames"
@@ -207,10 +223,26 @@ def decode_window(
     return out
 
 
-def _decoded_frames(payload: bytes, codec: str) -> Iterator[av.VideoFrame]:
-    """Yield frames as the decoder produces them (the caller stops early on excess)."""
+def _decoder_pixel_cap(width: int, height: int) -> int:
+    """AVCodecContext.max_pixels for a window declared `width` x `height`.
+
+    FFmpeg checks the cap against its padded buffer size (width aligned to its stride
+    alignment of up to 64, height to the 16/32-line macroblock rows), so the exact area would
+    refuse honest frames; the padded area still refuses any larger picture. Measured with
+    PyAV 18.1 for h264 and mjpeg from 2x2 to 1918x1078 (tests/unit/streams/core/test_video.py).
+    """
+    return (-(-width // 64) * 64) * (-(-height // 32) * 32)
+
+
+def _decoded_frames(payload: bytes, codec: str, max_pixels: int) -> Iterator[av.VideoFrame]:
+    """Yield frames as the decoder produces them (the caller stops early on excess).
+
+    `max_pixels` goes to AVCodecContext.max_pixels: the decoder refuses a frame larger than
+    that (an AVERROR at `ff_set_dimensions`/`ff_get_buffer`) before allocating it.
+    """
     ctx: Any = av.CodecContext.create(codec, "r")
     ctx.thread_count = 1  # frame threading would delay output and fight the inference threads
+    ctx.options = {"max_pixels": str(max_pixels)}
     packets = ctx.parse(payload)
     packets.extend(ctx.parse(None))
     for packet in packets:

@@ -8,9 +8,13 @@ Outputs, per window (routing rule in ``streams.edge.routing``):
 - uncertain: ``PendingOffloads.add`` of the edge-fallback result FIRST, then an
   ``offload_request`` (reason="uncertain") — a crash in between leaves a pending entry the
   sweeper falls back on, never a lost window;
-- bad input (tombstone, size cap, schema, impossible dimensions, undecodable payload, a
-  window the model's preprocessing rejects) → the dead-letter topic: original key, value and
-  headers plus ``fallwatch.dlq.*`` headers; the batch goes on with the other windows.
+- bad input (tombstone, size cap, schema, a value outside the record rules of
+  ``schemas.records`` — stream id, seq, times, fps, dimensions —, a window that would decode
+  to more than ``max_window_decoded_bytes``, undecodable payload, a window the model's
+  preprocessing rejects, an output record too large for the producer) → the dead-letter
+  topic: original key, value and headers plus ``fallwatch.dlq.*`` headers (with ``reason``);
+  the batch goes on with the other windows. A window's outputs are all encoded and
+  size-checked before its first side effect, so it ends as its outputs or one dead letter.
 A small JPEG of the middle frame (≤ ``snapshot_max_bytes``) rides on every fall result.
 
 Guarantees: decoding, inference, routing and JPEG encoding (``streams.edge.inference``) run
@@ -35,14 +39,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import schemas
-from streams.core.errors import MessageSchemaError
+from schemas.records import EdgeOutput, OffloadRequest, Result, build_result
+from streams.core.errors import MessageSchemaError, PoisonMessageError
 from streams.edge.inference import (
     BatchOutcome,
     InboundMessage,
     RoutedWindow,
     compute_batch,
 )
-from streams.kafka.topics import max_message_bytes
+from streams.kafka.topics import check_record_size, max_message_bytes
 
 if TYPE_CHECKING:
     from faust.types import EventT, StreamT
@@ -55,7 +60,7 @@ __all__ = [
     "EdgeBatchProcessor",
     "batch_wait_s",
     "build_offload",
-    "build_result",
+    "edge_result",
     "make_edge_agent",
 ]
 
@@ -66,30 +71,25 @@ _NS = 1_000_000_000
 MIN_BATCH_WAIT_S = 0.001
 
 
-def build_result(
+def edge_result(
     window: RoutedWindow,
     *,
     decided_by: str,
     model_versions: dict[str, str],
     latencies_s: dict[str, float],
-) -> dict[str, Any]:
-    """The ``result`` record of the edge's own answer for ``window``."""
-    record = window.record
-    decision = window.decision
-    return {
-        "stream_id": record["stream_id"],
-        "window_seq": record["window_seq"],
-        "capture_start_ns": record["capture_start_ns"],
-        "capture_end_ns": record["capture_end_ns"],
-        "p_fall": window.p_fall,
-        "label": decision.label,
-        "decided_by": decided_by,
-        "switcher_score": window.switcher_score,
-        "model_versions": dict(model_versions),
-        "latencies_s": dict(latencies_s),
-        "produced_at_ns": time.time_ns(),
-        "snapshot_jpeg": window.snapshot_jpeg if decision.is_fall else None,
-    }
+) -> Result:
+    """The ``result`` of the edge's own answer for ``window`` (``schemas.records.build_result``)."""
+    return build_result(
+        window.window,
+        p_fall=window.p_fall,
+        label=window.decision.label,
+        decided_by=decided_by,
+        switcher_score=window.switcher_score,
+        model_versions=model_versions,
+        latencies_s=latencies_s,
+        produced_at_ns=time.time_ns(),
+        snapshot_jpeg=window.snapshot_jpeg,
+    )
 
 
 def build_offload(
@@ -100,21 +100,21 @@ def build_offload(
     model_versions: dict[str, str],
     offloaded_at_ns: int,
     deadline_ns: int,
-) -> dict[str, Any]:
-    """The ``offload_request`` record for ``window`` (the original window, unchanged)."""
-    return {
-        "window": window.record,
-        "edge": {
-            "p_fall": window.p_fall,
-            "switcher_score": window.switcher_score,
-            "threshold": threshold,
-            "embedding": window.embedding,
-        },
-        "reason": reason,
-        "model_versions": dict(model_versions),
-        "offloaded_at_ns": offloaded_at_ns,
-        "deadline_ns": deadline_ns,
-    }
+) -> OffloadRequest:
+    """The ``offload_request`` for ``window`` (the original window, unchanged)."""
+    return OffloadRequest(
+        window=window.window,
+        edge=EdgeOutput(
+            p_fall=window.p_fall,
+            switcher_score=window.switcher_score,
+            threshold=threshold,
+            embedding=None if window.embedding is None else tuple(window.embedding),
+        ),
+        reason=reason,
+        model_versions=dict(model_versions),
+        offloaded_at_ns=offloaded_at_ns,
+        deadline_ns=deadline_ns,
+    )
 
 
 class EdgeBatchProcessor:
@@ -153,12 +153,8 @@ class EdgeBatchProcessor:
         for window in outcome.routed:
             try:
                 futures.extend(await self._publish_window(window, latencies))
-            except schemas.SchemaError as exc:  # our record for this window cannot be encoded
-                futures.append(
-                    await rt.dead_letter(
-                        window.message, MessageSchemaError(str(exc)), worker="edge"
-                    )
-                )
+            except PoisonMessageError as exc:  # an output of this window cannot be written
+                futures.append(await rt.dead_letter(window.message, exc, worker="edge"))
         return futures
 
     async def process(self, messages: Sequence[InboundMessage]) -> None:
@@ -170,65 +166,61 @@ class EdgeBatchProcessor:
             outcome, size=len(messages), publish_s=time.perf_counter() - started
         )
 
+    def _encode(self, kind: str, record: Result | OffloadRequest, key: bytes) -> bytes:
+        """Encode one output of a window; ``PoisonMessageError`` when it cannot be written
+        (checked here, before any side effect of the window, so a window ends as its outputs
+        or as one dead letter, never both)."""
+        try:
+            value = record.encode(max_bytes=max_message_bytes(self.settings))
+        except schemas.SchemaError as exc:
+            raise MessageSchemaError(f"{kind} for this window cannot be encoded: {exc}") from exc
+        check_record_size(key, value, self.settings)
+        return value
+
     async def _publish_window(
         self, window: RoutedWindow, latencies: dict[str, float]
     ) -> list[Awaitable[Any]]:
         rt, settings = self.rt, self.settings
-        key = window.record["stream_id"].encode()
+        frame_window = window.window
+        key = frame_window.stream_id.encode("ascii")  # the stream id rule: ASCII only
         decision = window.decision
         now_ns = time.time_ns()
         deadline_ns = now_ns + int(settings.cloud_deadline_s * _NS)
-        futures: list[Awaitable[Any]] = []
-        if decision.path == "offload":
-            fallback = build_result(
+        versions = rt.model_versions
+
+        def offload(reason: str) -> bytes:
+            request = build_offload(
                 window,
-                decided_by="edge-fallback",
-                model_versions=rt.model_versions,
-                latencies_s=latencies,
+                reason=reason,
+                threshold=rt.threshold,
+                model_versions=versions,
+                offloaded_at_ns=now_ns,
+                deadline_ns=deadline_ns,
             )
-            fallback_bytes = schemas.encode("result", fallback)
-            request = schemas.encode(
-                "offload_request",
-                build_offload(
-                    window,
-                    reason="uncertain",
-                    threshold=rt.threshold,
-                    model_versions=rt.model_versions,
-                    offloaded_at_ns=now_ns,
-                    deadline_ns=deadline_ns,
-                ),
-                max_bytes=max_message_bytes(settings),
+            return self._encode("offload_request", request, key)
+
+        if decision.path == "offload":
+            fallback = edge_result(
+                window, decided_by="edge-fallback", model_versions=versions, latencies_s=latencies
             )
+            fallback_bytes = self._encode("result", fallback, key)
+            request = offload("uncertain")
             pending = rt.pending
             assert pending is not None
-            stream_id, seq = window.record["stream_id"], window.record["window_seq"]
+            stream_id, seq = frame_window.stream_id, frame_window.window_seq
             # Pending FIRST: if we die before the request is out, the sweeper falls back.
             await rt.with_retries(
                 "pending_add", lambda: pending.add(stream_id, seq, deadline_ns, fallback_bytes)
             )
             rt.crash_points.reach("edge_after_pending")  # test-only (kill -9 e2e test)
-            futures.append(await rt.publish(settings.topic_offload, key, request))
-            return futures
-        result = build_result(
-            window, decided_by="edge", model_versions=rt.model_versions, latencies_s=latencies
+            return [await rt.publish(settings.topic_offload, key, request)]
+        result = edge_result(
+            window, decided_by="edge", model_versions=versions, latencies_s=latencies
         )
-        futures.append(
-            await rt.publish(settings.topic_results, key, schemas.encode("result", result))
-        )
+        outputs = [(settings.topic_results, self._encode("result", result, key))]
         if decision.offload_reason == "audit":
-            audit = build_offload(
-                window,
-                reason="audit",
-                threshold=rt.threshold,
-                model_versions=rt.model_versions,
-                offloaded_at_ns=now_ns,
-                deadline_ns=deadline_ns,
-            )
-            encoded = schemas.encode(
-                "offload_request", audit, max_bytes=max_message_bytes(settings)
-            )
-            futures.append(await rt.publish(settings.topic_offload, key, encoded))
-        return futures
+            outputs.append((settings.topic_offload, offload("audit")))
+        return [await rt.publish(topic, key, value) for topic, value in outputs]
 
 
 def batch_wait_s(settings: Settings) -> float:

@@ -26,9 +26,11 @@ import numpy as np
 
 import schemas
 from models.errors import InferenceError, ModelsError
+from schemas.records import FrameWindow, RecordValueError, parse_frame_window
 from streams.core.errors import (
     MessageSchemaError,
     MessageTooLargeError,
+    MessageValueError,
     PoisonMessageError,
     WindowDecodeError,
 )
@@ -86,7 +88,7 @@ class RoutedWindow:
     """A decoded window with the edge's answer and its route."""
 
     message: InboundMessage
-    record: dict[str, Any]
+    window: FrameWindow
     decision: RoutingDecision
     p_fall: float
     switcher_score: float
@@ -108,10 +110,11 @@ class BatchOutcome:
 
 def decode_frame_message(
     message: InboundMessage, settings: Settings
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Validate and decode one frames record → (frame_window record, RGB frames).
+) -> tuple[FrameWindow, np.ndarray]:
+    """Validate and decode one frames record → (frame window, RGB frames).
 
-    Raises only ``PoisonMessageError`` subclasses.
+    Raises only ``PoisonMessageError`` subclasses: ``MessageValueError`` for a record that
+    breaks a rule of ``schemas.records`` (stream id, seq, times, fps, dimensions, codec).
     """
     value = message.value
     if value is None:
@@ -121,23 +124,24 @@ def decode_frame_message(
             f"record is {len(value)} bytes, cap is {settings.max_window_bytes}"
         )
     try:
-        record = schemas.decode("frame_window", value, max_bytes=settings.max_window_bytes)
+        window = parse_frame_window(value, max_bytes=settings.max_window_bytes)
     except schemas.RecordTooLargeError as exc:
         raise MessageTooLargeError(str(exc)) from exc
+    except RecordValueError as exc:
+        raise MessageValueError(str(exc)) from exc
     except schemas.SchemaError as exc:
         raise MessageSchemaError(str(exc)) from exc
-    if not record["stream_id"] or record["window_seq"] < 0:
-        raise MessageSchemaError("stream_id must be non-empty and window_seq non-negative")
     frames = decode_window(
-        record["payload"],
-        record["codec"],
-        record["width"],
-        record["height"],
-        record["frame_count"],
+        window.payload,
+        window.codec,
+        window.width,
+        window.height,
+        window.frame_count,
         max_frames=settings.max_window_frames,
         max_pixels=settings.max_window_pixels,
+        max_decoded_bytes=settings.max_window_decoded_bytes,
     )
-    return record, frames
+    return window, frames
 
 
 def _infer(
@@ -164,11 +168,11 @@ def compute_batch(
     of the batch raises (``InferenceError``: the model pair is broken, not the input).
     """
     outcome = BatchOutcome()
-    decoded: list[tuple[InboundMessage, dict[str, Any], np.ndarray, float]] = []
+    decoded: list[tuple[InboundMessage, FrameWindow, np.ndarray, float]] = []
     for message in messages:
         started = time.perf_counter()
         try:
-            record, frames = decode_frame_message(message, settings)
+            window, frames = decode_frame_message(message, settings)
         except PoisonMessageError as exc:
             outcome.poisoned.append((message, exc))
             continue
@@ -177,7 +181,7 @@ def compute_batch(
             continue
         elapsed = time.perf_counter() - started
         outcome.decode_s += elapsed
-        decoded.append((message, record, frames, elapsed))
+        decoded.append((message, window, frames, elapsed))
     if not decoded:
         return outcome
     windows = [frames for _, _, frames, _ in decoded]
@@ -189,9 +193,9 @@ def compute_batch(
     except ModelsError:
         # Isolate the window(s) the model rejects; the others still get an answer.
         per_window = []
-        for window in windows:
+        for one in windows:
             try:
-                single, single_scores, edge_s, switcher_s = _infer(edge, switcher, [window])
+                single, single_scores, edge_s, switcher_s = _infer(edge, switcher, [one])
             except ModelsError as exc:
                 per_window.append(exc)
                 continue
@@ -204,7 +208,7 @@ def compute_batch(
         ):
             # Not the input's fault (those raise WindowError): the model pair is broken.
             raise InferenceError(f"model failed on every window: {failures[0]!r}") from failures[0]
-    for (message, record, frames, decode_s), item in zip(decoded, per_window, strict=True):
+    for (message, window, frames, decode_s), item in zip(decoded, per_window, strict=True):
         if isinstance(item, ModelsError):
             outcome.poisoned.append((message, _as_decode_error(item)))
             continue
@@ -216,14 +220,14 @@ def compute_batch(
             threshold=threshold,
             fall_threshold=settings.fall_threshold,
             audit_rate=settings.audit_rate,
-            stream_id=record["stream_id"],
-            window_seq=record["window_seq"],
+            stream_id=window.stream_id,
+            window_seq=window.window_seq,
         )
         embedding = edge_out.embedding[row]
         outcome.routed.append(
             RoutedWindow(
                 message=message,
-                record=record,
+                window=window,
                 decision=decision,
                 p_fall=p_fall,
                 switcher_score=score,

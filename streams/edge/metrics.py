@@ -13,7 +13,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streams.edge.inference import BatchOutcome
 
 __all__ = ["EdgeMetrics"]
 
@@ -43,7 +46,7 @@ class EdgeMetrics:
         except Exception:
             log.debug("metrics_update_failed", exc_info=True)
 
-    def edge_batch(self, outcome: Any, *, size: int, publish_s: float) -> None:
+    def edge_batch(self, outcome: BatchOutcome, *, size: int, publish_s: float) -> None:
         try:
             m = self._m()
             m.WINDOWS_IN.labels(worker="edge").inc(size)
@@ -60,7 +63,7 @@ class EdgeMetrics:
                 self._recent_offloads.append(offloaded)
                 if not offloaded:
                     m.RESULTS.labels(decided_by="edge").inc()
-                    self._end_to_end("edge", window.record["capture_end_ns"])
+                    self._end_to_end("edge", window.window.capture_end_ns)
             if self._recent_offloads:
                 m.OFFLOAD_RATIO.set(sum(self._recent_offloads) / len(self._recent_offloads))
         except Exception:  # metrics must never break processing

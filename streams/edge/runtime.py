@@ -34,10 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from streams.core.crash_points import CrashPoints
-from streams.core.errors import DependencyError
+from streams.core.errors import DependencyError, MessageTooLargeError
 from streams.core.health import HealthServer
 from streams.core.settings import Settings
 from streams.edge.metrics import EdgeMetrics
@@ -245,12 +245,23 @@ class EdgeRuntime:
     async def publish(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None
     ) -> Awaitable[Any]:
-        """Queue one record on the idempotent producer; returns its delivery future."""
+        """Queue one record on the idempotent producer; returns its delivery future.
+
+        ``MessageTooLargeError`` (poison) for a record over the producer's size limit,
+        ``PublishError`` (dependency) for any other refusal."""
+        from faust.exceptions import ProducerSendError
+
         try:
             return await self.app.producer.send(
                 topic, key=key, value=value, partition=None, timestamp=None, headers=headers
             )
-        except KafkaError as exc:
+        except (KafkaError, ProducerSendError) as exc:
+            # Faust wraps aiokafka's KafkaError in ProducerSendError (not a KafkaError): a
+            # record over the size limit is the input's fault (callers check sizes first with
+            # check_record_size; this is the backstop), anything else is the broker's.
+            cause = exc.__cause__ if isinstance(exc, ProducerSendError) else exc
+            if isinstance(cause, MessageSizeTooLargeError):
+                raise MessageTooLargeError(f"record for {topic} too large: {cause!r}") from exc
             raise PublishError(f"cannot queue a record for {topic}: {exc!r}") from exc
 
     async def deliver(self, futures: Iterable[Awaitable[Any]]) -> None:

@@ -25,7 +25,9 @@ Broker outage (restart, pause, network): windows wait in the producer's bounded 
 `gateway_kafka_unreachable_holding` (every 5 s, with the count held) and
 `gateway_kafka_delivery_resumed` when they flow again. Live capture keeps running meanwhile,
 so a short outage loses no window.
-Failure modes: `GatewayError` when the source cannot be opened/decoded, or Kafka refuses a
+Failure modes: `GatewayOptions` refuses (ValueError; the CLI exits 2) a stream id that
+breaks the rule of `schemas.records` (1-128 characters of [A-Za-z0-9._:-]) or a start seq
+outside [0, 2**53); `GatewayError` when the source cannot be opened/decoded, or Kafka refuses a
 publish or does not acknowledge a window within `gateway_hold_s` (logged as
 `gateway_window_delivery_failed` / `gateway_kafka_hold_expired`; surfaces on the next
 publish or at flush, and the gateway exits non-zero); a window whose encoding exceeds
@@ -49,6 +51,7 @@ from numpy.typing import NDArray
 
 import schemas
 from models.clips import SWS_THREADS
+from schemas.records import MAX_SEQ, FrameWindow, RecordValueError, check_stream_id
 from streams.core.errors import FallwatchError
 from streams.core.settings import Settings
 from streams.gateway.live_windows import (
@@ -110,6 +113,15 @@ class GatewayOptions:
     duration_s: float = 60.0
     falls: int = 1
     truth_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        # Refuse to start rather than publish windows every worker would dead-letter.
+        try:
+            check_stream_id(self.stream_id)
+        except RecordValueError as exc:
+            raise ValueError(str(exc)) from None
+        if not 0 <= self.start_seq <= MAX_SEQ:
+            raise ValueError(f"start_seq must be in [0, 2**53), got {self.start_seq}")
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> GatewayOptions:
@@ -238,20 +250,20 @@ def array_source(frames: Frame, fps: float, *, loop: bool = False) -> Iterator[t
 
 def build_frame_window(
     options: GatewayOptions, seq: int, frames: Frame, capture_end_ns: int, payload: bytes
-) -> dict[str, Any]:
-    """The frame_window v1 record for one encoded window."""
-    return {
-        "stream_id": options.stream_id,
-        "window_seq": seq,
-        "capture_start_ns": capture_end_ns - round(options.window_s * _NS),
-        "capture_end_ns": capture_end_ns,
-        "fps": float(options.fps),
-        "width": int(frames.shape[2]),
-        "height": int(frames.shape[1]),
-        "frame_count": int(frames.shape[0]),
-        "codec": options.codec,
-        "payload": payload,
-    }
+) -> FrameWindow:
+    """The frame window for one encoded window (``RecordValueError`` if it breaks a rule)."""
+    return FrameWindow(
+        stream_id=options.stream_id,
+        window_seq=seq,
+        capture_start_ns=max(0, capture_end_ns - round(options.window_s * _NS)),
+        capture_end_ns=capture_end_ns,
+        fps=float(options.fps),
+        width=int(frames.shape[2]),
+        height=int(frames.shape[1]),
+        frame_count=int(frames.shape[0]),
+        codec=options.codec,
+        payload=payload,
+    )
 
 
 def default_encoder(options: GatewayOptions) -> Callable[[Frame], bytes]:
@@ -355,7 +367,7 @@ class Gateway:
         payload = self._encode(frames)
         record = build_frame_window(self.options, seq, frames, capture_end_ns, payload)
         try:
-            value = schemas.encode("frame_window", record, max_bytes=self.options.max_window_bytes)
+            value = record.encode(max_bytes=self.options.max_window_bytes)
         except schemas.RecordTooLargeError:
             stats.windows_oversize += 1
             log.warning(

@@ -26,13 +26,14 @@ from typing import Any
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from streams.core.errors import DependencyError
+from streams.core.errors import DependencyError, MessageTooLargeError
 from streams.core.settings import Settings
 from streams.kafka.security import kafka_python_security
 
 __all__ = [
     "MESSAGE_HEADROOM_BYTES",
     "TopicSetupError",
+    "check_record_size",
     "ensure_topics",
     "max_message_bytes",
     "output_topics",
@@ -77,6 +78,20 @@ def max_message_bytes(settings: Settings) -> int:
     return max(
         _BROKER_DEFAULT_MAX_MESSAGE_BYTES, settings.max_window_bytes + MESSAGE_HEADROOM_BYTES
     )
+
+
+#: Kept free below ``max_message_bytes`` for a record's headers and the batch overhead.
+RECORD_OVERHEAD_BYTES = 8 * 1024
+
+
+def check_record_size(key: bytes | None, value: bytes | None, settings: Settings) -> None:
+    """``MessageTooLargeError`` when a record the service is about to write would not fit
+    the producer's and the topics' message limit; checked before the send, so an oversized
+    output is a dead letter of its input instead of a producer error that stops the worker."""
+    size = len(key or b"") + len(value or b"")
+    limit = max_message_bytes(settings) - RECORD_OVERHEAD_BYTES
+    if size > limit:
+        raise MessageTooLargeError(f"output record of {size} bytes (key + value), limit {limit}")
 
 
 def ensure_topics(

@@ -65,6 +65,11 @@ def test_gateway_flags_parse() -> None:
     [
         ["gateway", "--source", "x.mp4"],  # --stream-id is required
         ["gateway", "--stream-id", "c", "--fps", "0"],
+        # The stream id rule (schemas.records): the gateway refuses to start.
+        ["gateway", "--synthetic", "--stream-id", ""],
+        ["gateway", "--synthetic", "--stream-id", "cam 1"],
+        ["gateway", "--synthetic", "--stream-id", "x" * 129],
+        ["gateway", "--synthetic", "--stream-id", "kam\u00e9ra"],
         ["demo", "--cameras", "0"],
         ["nosuchcommand"],
         [],

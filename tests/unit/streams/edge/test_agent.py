@@ -73,7 +73,7 @@ def test_batch_routes_each_window_and_isolates_poison(
     ]
     out = compute_batch(batch, edge=edge, switcher=switcher, threshold=0.5, settings=settings)
 
-    routed = {w.record["window_seq"]: w for w in out.routed}
+    routed = {w.window.window_seq: w for w in out.routed}
     assert sorted(routed) == [0, 2, 4]
     assert (routed[0].decision.path, routed[0].decision.label) == ("edge", 1)
     assert (routed[2].decision.path, routed[2].decision.label) == ("edge", 0)
@@ -96,7 +96,7 @@ def test_snapshot_only_on_falls_and_is_a_jpeg_within_the_cap(
         threshold=0.5,
         settings=settings,
     )
-    by_seq = {w.record["window_seq"]: w for w in out.routed}
+    by_seq = {w.window.window_seq: w for w in out.routed}
     snapshot = by_seq[0].snapshot_jpeg
     assert snapshot is not None and len(snapshot) <= settings.snapshot_max_bytes
     assert Image.open(io.BytesIO(snapshot)).format == "JPEG"
@@ -133,7 +133,7 @@ def test_a_window_the_model_rejects_is_poisoned_and_the_rest_answered(
     flaky = cast(EdgeModel, _FlakyEdge(edge, WindowError))
     batch = [window_message(0, CONFIDENT_FALL), window_message(1, 2), window_message(2, 200)]
     out = compute_batch(batch, edge=flaky, switcher=switcher, threshold=0.5, settings=settings)
-    assert sorted(w.record["window_seq"] for w in out.routed) == [0, 2]
+    assert sorted(w.window.window_seq for w in out.routed) == [0, 2]
     assert [(m.offset, type(e)) for m, e in out.poisoned] == [(1, WindowDecodeError)]
 
 
@@ -176,3 +176,58 @@ def test_zero_batch_wait_never_becomes_faust_wait_forever() -> None:
     # faust's take(within=0) means "no timeout": a partial batch would wait until full.
     assert batch_wait_s(Settings(edge_batch_wait_s=0.0)) > 0
     assert batch_wait_s(Settings(edge_batch_wait_s=0.02)) == 0.02
+
+
+async def test_a_record_over_the_producer_limit_is_poison_and_a_broker_refusal_is_not() -> None:
+    # Regression (issue 19): Faust wraps aiokafka's MessageSizeTooLargeError in
+    # ProducerSendError, which is not a KafkaError, and the worker went fatal on it.
+    from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+    from faust.exceptions import ProducerSendError
+
+    from streams.edge.runtime import EdgeRuntime, PublishError
+
+    class Producer:
+        def __init__(self, cause: Exception) -> None:
+            self.cause = cause
+
+        async def send(self, topic: str, **_: Any) -> Any:
+            raise ProducerSendError("Error while sending") from self.cause
+
+    for cause, expected in (
+        (MessageSizeTooLargeError(), MessageTooLargeError),
+        (KafkaTimeoutError(), PublishError),
+    ):
+        app = type("App", (), {"producer": Producer(cause)})()
+        runtime = EdgeRuntime(Settings(), cast(Any, app))
+        try:
+            with pytest.raises(expected):
+                await runtime.publish("t", b"k", b"v")
+        finally:
+            runtime.executor.shutdown(wait=False)
+
+
+def test_batch_metrics_count_edge_results_and_their_end_to_end_time(
+    models: tuple[EdgeModel, Switcher], settings: Settings
+) -> None:
+    # Regression: the metrics read the window as a dict after the typed records came in; the
+    # AttributeError was swallowed and every batch's routed/results counters went missing.
+    from prometheus_client import REGISTRY
+
+    from streams.edge.metrics import EdgeMetrics
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    edge, switcher = models
+    out = compute_batch(
+        [window_message(0, CONFIDENT_FALL)],
+        edge=edge,
+        switcher=switcher,
+        threshold=0.5,
+        settings=settings,
+    )
+    results = sample("fallwatch_results_total", decided_by="edge")
+    e2e = sample("fallwatch_end_to_end_seconds_count", path="edge")
+    EdgeMetrics().edge_batch(out, size=1, publish_s=0.001)
+    assert sample("fallwatch_results_total", decided_by="edge") == results + 1
+    assert sample("fallwatch_end_to_end_seconds_count", path="edge") == e2e + 1

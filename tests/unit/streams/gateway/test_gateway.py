@@ -293,3 +293,13 @@ def test_unreadable_source_raises_gateway_error(tmp_path: Path) -> None:
 )
 def test_live_sources_are_network_urls(source: str, live: bool) -> None:
     assert is_live_source(source) is live
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"stream_id": ""}, {"stream_id": "a/b"}, {"stream_id": "x" * 600_000}, {"start_seq": 2**53}],
+)
+def test_options_outside_the_record_rules_refuse_to_start(overrides: dict[str, object]) -> None:
+    # Windows every worker would dead-letter are never published (issue 19: stream id rule).
+    with pytest.raises(ValueError, match=r"stream_id|start_seq"):
+        gateway_options(**overrides)
