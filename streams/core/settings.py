@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     cooldown_windows: int = Field(default=10, ge=0)
     state_retention_windows: int = Field(default=4096, ge=1)
     state_ttl_s: int = Field(default=86400, ge=1)
+    # A stream's seq numbering may restart once its top has been silent this long
+    # (receive time; streams.events.tracker rule 1).
+    state_restart_gap_s: float = Field(default=5.0, gt=0.0)
 
     # Input caps (poison-input defence)
     max_window_bytes: int = Field(default=900_000, ge=1)

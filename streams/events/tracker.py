@@ -7,14 +7,25 @@ the same atomic step as the state change; the caller publishes them, then `ack`s
 
 Rules (one stream; R = resolve_after_windows, C = cooldown_windows):
 1. Dedupe: the first final decision per window seq wins; later ones are duplicates,
-   EXCEPT a `cloud` fall for a window decided `edge-fallback` no_fall, which upgrades the
-   window to fall (a possible fall is never dropped because the cloud was slow). A seq
-   more than `retention` below the highest decided seq is stale and ignored. A stale or
-   already-decided seq whose capture_end_ns differs from the stored one AND is newer than
-   every capture seen means the producer restarted its numbering (a gateway restarted at
-   seq 0): the stream's state starts a new generation ("restarted") instead of
-   swallowing every window as a duplicate. An open event is dropped then (its
-   "detected" alert stands; no "resolved" follows).
+   EXCEPT a `cloud` fall for a window decided `edge-fallback` no_fall (same seq, same
+   capture_end_ns), which upgrades the window to fall (a possible fall is never dropped
+   because the cloud was slow).
+   Staleness and restarts are judged on a trusted clock, the worker's receive time
+   (`now_ns`), never on the gateway's capture time, which is only the window's identity
+   (so a far-future, far-past or jumped-back capture time changes nothing). The "top" of
+   a stream is its highest decided seq; it is live while its last advance was less than
+   `restart_gap_s` ago. While the top is live, a seq more than `retention` away from it
+   (below: a replay from long ago; above: a jump no genuine producer makes) is stale and
+   ignored, and a decided seq with another capture time is a duplicate. Once the top
+   has been silent for `restart_gap_s`, such a result means the producer restarted its
+   numbering (a gateway restarted at seq 0): the stream's state starts a new generation
+   ("restarted"). An open event is dropped then (its "detected" alert stands; no
+   "resolved" follows). Stale results and duplicates never refresh the state's TTL.
+   So one hostile result (huge seq, absurd capture time, seq reset) sent while the
+   stream is live is ignored; sent while the stream has been idle for `restart_gap_s`,
+   it becomes the top and the real windows are stale for at most `restart_gap_s`.
+   A gateway that restarts its numbering faster than that loses the windows of the
+   remainder (trade-off: a faster restart rule would let any result reset a stream).
 2. A fall with seq <= the cooldown mark of the last resolved event belongs to that
    episode: recorded, no alert. Otherwise, with an open event, the fall joins it (it may
    become its first window). Otherwise it opens a new event and a "detected" alert is
@@ -44,7 +55,8 @@ an `edge-fallback` fall is a duplicate (the fall stands). Cost: re-deriving scan
 open event's decisions (bounded by `retention`); events normally span a few windows.
 
 Failure modes: `MessageSchemaError` for results violating the value rules (label not
-0/1, unknown decided_by, seq outside [0, 2**53)); `StateStoreError` for Redis failures.
+0/1, unknown decided_by, seq outside [0, 2**53), negative capture_end_ns);
+`StateStoreError` for Redis failures.
 """
 
 from __future__ import annotations
@@ -93,7 +105,13 @@ class TrackerConfig:
     cooldown_windows: int = 10
     retention_windows: int = 4096
     ttl_s: int = 86400
+    restart_gap_s: float = 5.0
     source: str = "fallwatch/edge/fallwatch-edge"
+
+    @property
+    def restart_gap_ms(self) -> int:
+        """`restart_gap_s` in whole milliseconds (the unit of the trusted clock in Redis)."""
+        return int(self.restart_gap_s * 1000)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrackerConfig:
@@ -104,6 +122,7 @@ class TrackerConfig:
             cooldown_windows=settings.cooldown_windows,
             retention_windows=settings.state_retention_windows,
             ttl_s=settings.state_ttl_s,
+            restart_gap_s=settings.state_restart_gap_s,
             source=f"fallwatch/edge/{settings.edge_group}",
         )
 
@@ -148,6 +167,9 @@ def decision_from_result(result: Mapping[str, Any]) -> Decision:
         raise MessageSchemaError(f"label must be 0 or 1, got {label!r}")
     if decided_by not in DECIDED_BY:
         raise MessageSchemaError(f"decided_by must be one of {DECIDED_BY}, got {decided_by!r}")
+    if decision.capture_end_ns < 0:
+        # Alerts render it as an RFC 3339 time; before 1970 is a lie, not a window.
+        raise MessageSchemaError(f"capture_end_ns must be >= 0, got {decision.capture_end_ns}")
     if not 0.0 <= p_fall <= 1.0:
         raise MessageSchemaError(f"p_fall must be in [0, 1], got {p_fall!r}")
     if not decision.stream_id:
@@ -240,6 +262,7 @@ class EventTracker:
             cfg.ttl_s,
             self._token_factory(),
             ALERT_NAMESPACE.bytes,
+            cfg.restart_gap_ms,
         ]
         try:
             reply = await self._apply(keys=keys, args=args)
