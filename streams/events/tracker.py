@@ -77,14 +77,22 @@ import redis.asyncio
 
 from streams.core.errors import MessageSchemaError, StateStoreError
 from streams.core.settings import Settings
-from streams.events.alerts import ALERT_NAMESPACE, AlertFacts, PendingAlert, build_alert
+from streams.events.alerts import (
+    ALERT_NAMESPACE,
+    AlertFacts,
+    MalformedAlertError,
+    PendingAlert,
+    build_alert,
+)
 from streams.events.state import MAX_SEQ, outbox_keys, stream_keys
 
 __all__ = [
     "DECIDED_BY",
     "ApplyOutcome",
+    "BrokenOutboxEntry",
     "Decision",
     "EventTracker",
+    "OutboxBatch",
     "TrackerConfig",
     "decision_from_result",
     "new_generation_token",
@@ -189,6 +197,32 @@ class ApplyOutcome:
     alerts: list[PendingAlert]
 
 
+@dataclass(frozen=True)
+class BrokenOutboxEntry:
+    """An outbox entry that cannot become an alert: dead-letter its `body`, then `ack` it."""
+
+    alert_id: str
+    body: bytes
+    error: MalformedAlertError
+
+
+@dataclass(frozen=True)
+class OutboxBatch:
+    """Unacknowledged outbox entries: the alerts to re-publish, the broken ones, and ids
+    whose body is gone (acknowledged meanwhile, or a partial loss: `ack` them too)."""
+
+    alerts: list[PendingAlert]
+    broken: list[BrokenOutboxEntry]
+    orphans: list[str] = field(default_factory=list)
+
+
+def _alert_from_body(body: Any, source: str) -> PendingAlert:
+    try:
+        return build_alert(AlertFacts.from_json(body), source)
+    except (ValueError, OverflowError, TypeError) as exc:
+        raise MalformedAlertError(f"outbox entry cannot become an alert: {exc}") from exc
+
+
 def new_generation_token() -> str:
     """A random token naming a new generation of a stream's state (rule 4)."""
     return secrets.token_hex(8)
@@ -269,7 +303,14 @@ class EventTracker:
         except redis.RedisError as exc:
             raise StateStoreError(f"event tracker apply failed: {exc}") from exc
         status, late, outcome = (_text(reply[0]), int(reply[1]), _text(reply[2]))
-        alerts = [build_alert(AlertFacts.from_json(body), cfg.source) for body in reply[4::2]]
+        alerts: list[PendingAlert] = []
+        for body in reply[4::2]:
+            try:
+                alerts.append(_alert_from_body(body, cfg.source))
+            except MalformedAlertError:
+                # Committed in the outbox: the republisher dead-letters it after
+                # OUTBOX_STALE_S; the state change itself stands.
+                log.error("outbox_entry_malformed", extra={"stream_id": d.stream_id})
         if status != "applied" or alerts:
             log.debug(
                 "tracker_apply",
@@ -300,6 +341,15 @@ class EventTracker:
         self, older_than_s: float = 5.0, *, limit: int = 100, now_ns: int | None = None
     ) -> list[PendingAlert]:
         """Outbox alerts created more than `older_than_s` ago and never acknowledged."""
+        batch = await self.unacked_entries(older_than_s, limit=limit, now_ns=now_ns)
+        return batch.alerts
+
+    async def unacked_entries(
+        self, older_than_s: float = 5.0, *, limit: int = 100, now_ns: int | None = None
+    ) -> OutboxBatch:
+        """The oldest `limit` outbox entries older than `older_than_s`: alerts to re-publish
+        and entries that cannot become alerts (the caller dead-letters and acks those, so
+        they never hold up the entries behind them)."""
         now_ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
         cutoff = now_ms - int(older_than_s * 1000)
         try:
@@ -311,14 +361,18 @@ class EventTracker:
         except redis.RedisError as exc:
             raise StateStoreError(f"event tracker outbox read failed: {exc}") from exc
         alerts: list[PendingAlert] = []
-        for body in bodies:
+        broken: list[BrokenOutboxEntry] = []
+        orphans: list[str] = []
+        for raw_id, body in zip(ids, bodies, strict=True):
             if body is None:
-                continue  # acknowledged between the two reads
+                orphans.append(_text(raw_id))
+                continue
             try:
-                alerts.append(build_alert(AlertFacts.from_json(body), self.config.source))
-            except ValueError:
-                log.error("outbox_entry_malformed", exc_info=True)
-        return alerts
+                alerts.append(_alert_from_body(body, self.config.source))
+            except MalformedAlertError as exc:
+                data = body if isinstance(body, bytes) else str(body).encode()
+                broken.append(BrokenOutboxEntry(_text(raw_id), data, exc))
+        return OutboxBatch(alerts, broken, orphans)
 
 
 def _text(value: Any) -> str:
