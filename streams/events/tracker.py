@@ -26,6 +26,9 @@ Rules (one stream; R = resolve_after_windows, C = cooldown_windows):
    it becomes the top and the real windows are stale for at most `restart_gap_s`.
    A gateway that restarts its numbering faster than that loses the windows of the
    remainder (trade-off: a faster restart rule would let any result reset a stream).
+   A restarted numbering whose first seqs fall inside the retention range but were
+   never decided (a state begun mid-numbering) joins the old generation until its
+   first collision; an event opened there is dropped at that restart.
 2. A fall with seq <= the cooldown mark of the last resolved event belongs to that
    episode: recorded, no alert. Otherwise, with an open event, the fall joins it (it may
    become its first window). Otherwise it opens a new event and a "detected" alert is
