@@ -24,10 +24,14 @@ def result(
     p: float | None = None,
     stream: str = "cam-1",
     run_offset_s: int = 0,
+    capture_ns: int | None = None,
 ) -> dict[str, Any]:
     """A decoded `result` record (schemas/result.v1.avsc shape); `run_offset_s` shifts the
-    capture times, as for a gateway that restarted its seq numbering later."""
-    capture_end_ns = BASE_CAPTURE_NS + (run_offset_s + seq) * 1_000_000_000
+    capture times, as for a gateway that restarted its seq numbering later; `capture_ns`
+    sets the capture time outright (a lying or jumped clock)."""
+    if capture_ns is None:
+        capture_ns = BASE_CAPTURE_NS + (run_offset_s + seq) * 1_000_000_000
+    capture_end_ns = capture_ns
     return {
         "stream_id": stream,
         "window_seq": seq,
@@ -64,6 +68,14 @@ class Case:
     retention: int = 20
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Seconds of receive time (the trusted clock) that pass before result i; otherwise
+    #: results arrive 1 ms apart.
+    pauses: dict[int, float] = field(default_factory=dict)
+
+    def arrival_ns(self, i: int, base_ns: int) -> int:
+        """The receive time of result i (worker clock) when the first arrives at `base_ns`."""
+        paused = sum(s for j, s in self.pauses.items() if j <= i)
+        return base_ns + i * 1_000_000 + int(paused * 1e9)
 
 
 def _n(seqs: range | list[int], by: str = "edge") -> list[dict[str, Any]]:
@@ -177,17 +189,65 @@ CASES: list[Case] = [
             result(1, 1),
             result(0, 0, run_offset_s=3600),
             result(1, 1, run_offset_s=3600),
-            result(1, 1),  # a replay from before the restart: older, so a duplicate
+            result(1, 1),  # a replay from before the restart: another window, a duplicate
         ],
         [("detected", 1, 1, 1, (1,)), ("detected", 1, 1, 1, (1,))],
         statuses=["applied", "applied", "restarted", "applied", "duplicate"],
         extra={"distinct_event_ids": True},
+        pauses={2: 6.0},
     ),
     Case(
-        "stale_seq_with_newer_capture_is_a_restart",
+        "stale_seq_after_a_silent_top_is_a_restart",
         [result(100, 0), result(3, 1, run_offset_s=3600), result(2, 1)],
         [("detected", 1, 3, 3, (3,))],
         statuses=["applied", "restarted", "applied"],
         notes="result(2) of the old run is applied as a late fall of the new one (documented)",
+        pauses={1: 5.0},
+    ),
+    Case(
+        "seq_reset_while_the_top_is_live_is_stale_until_the_gap",
+        [
+            result(100, 0),
+            result(3, 1, run_offset_s=3600),
+            result(4, 1, run_offset_s=3600),
+            result(5, 1, run_offset_s=3600),
+        ],
+        [("detected", 1, 5, 5, (5,))],
+        statuses=["applied", "stale", "stale", "restarted"],
+        notes="the same reset with a capture time in the past (clock jumped back) is alike",
+        pauses={2: 2.0, 3: 3.0},
+    ),
+    Case(
+        "issue19_huge_seq_far_future_capture_does_not_silence",
+        [
+            result(10, 0),
+            result(2**53 - 1, 0, capture_ns=2**63 - 1),
+            result(11, 1),
+            result(12, 1),
+            *_n(range(13, 16)),
+        ],
+        [("detected", 1, 11, 11, (11,)), ("resolved", 1, 11, 12, (11, 12))],
+        statuses=["applied", "stale", "applied", "applied", "applied", "applied", "applied"],
+        pauses={2: 60.0},
+        notes="a minute later the hostile result has still not become the top",
+    ),
+    Case(
+        "capture_time_is_identity_only",
+        [
+            result(10, 0),
+            result(11, 0, capture_ns=2**63 - 1),  # far future
+            result(12, 1, capture_ns=0),  # far past
+            result(13, 1, run_offset_s=-86400),  # gateway clock jumped back a day
+            result(13, 0),  # the same seq, another window: a duplicate
+            *_n(range(14, 17)),
+        ],
+        [("detected", 1, 12, 12, (12,)), ("resolved", 1, 12, 13, (12, 13))],
+        statuses=["applied"] * 4 + ["duplicate"] + ["applied"] * 3,
+    ),
+    Case(
+        "cloud_fall_for_another_window_does_not_upgrade",
+        [result(5, 0, "edge-fallback"), result(5, 1, "cloud", run_offset_s=7)],
+        [],
+        statuses=["applied", "duplicate"],
     ),
 ]

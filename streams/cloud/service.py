@@ -20,11 +20,13 @@ Guarantees: at-least-once — offsets move only past records whose result (or de
 letter) was acknowledged by the broker (acks=all) and whose pending entry was removed;
 a crash anywhere replays the batch, and the downstream event logic dedupes by
 (stream, seq). SIGTERM/SIGINT: finish the batch in flight, commit, leave the group,
-exit 0. Failure modes: Kafka or Redis down past retries, or the model failing on
-`cloud_max_model_failures` windows in a row → `CloudWorkerError` (/readyz 503), the
-process exits non-zero without committing (the batch is replayed after restart); the
-model file unusable or not the pinned `cloud_model_sha256` → `models.errors.ModelLoadError`
-at start-up.
+exit 0. A Redis outage or restart holds the batch in flight (the pending removal is
+retried with capped backoff, `streams.cloud.pending`) with /readyz not ready; the worker
+goes on when Redis is back. Failure modes: Kafka down past retries, a command Redis
+refuses, or the model failing on `cloud_max_model_failures` windows in a row →
+`CloudWorkerError` (/readyz 503), the process exits non-zero without committing (the batch
+is replayed after restart); the model file unusable or not the pinned `cloud_model_sha256`
+→ `models.errors.ModelLoadError` at start-up.
 """
 
 from __future__ import annotations

@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     # Redis state
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:16379/0")
     redis_prefix: str = "fw"
+    # Every Redis client (streams.events.client): a hung or blackholed Redis becomes an
+    # error within these bounds instead of a stall; idle connections are checked first.
+    redis_socket_timeout_s: float = Field(default=5.0, gt=0.0)
+    redis_connect_timeout_s: float = Field(default=2.0, gt=0.0)
+    redis_health_check_interval_s: int = Field(default=10, ge=0)
+    # During a Redis outage the workers hold their work and retry, backing off up to this.
+    redis_retry_max_backoff_s: float = Field(default=2.0, gt=0.0)
+    # CA bundle to verify a rediss:// server (passed to every client; refused with redis://).
+    redis_ssl_cafile: Path | None = None
 
     # Models and routing
     edge_model_path: Path = Field(default_factory=lambda: _zoo_model_path("edge"))
@@ -136,6 +145,9 @@ class Settings(BaseSettings):
     cooldown_windows: int = Field(default=10, ge=0)
     state_retention_windows: int = Field(default=4096, ge=1)
     state_ttl_s: int = Field(default=86400, ge=1)
+    # A stream's seq numbering may restart once its top has been silent this long
+    # (receive time; streams.events.tracker rule 1).
+    state_restart_gap_s: float = Field(default=5.0, gt=0.0)
 
     # Input caps (poison-input defence)
     max_window_bytes: int = Field(default=900_000, ge=1)
@@ -259,6 +271,11 @@ class Settings(BaseSettings):
             raise ValueError("gateway_stride_s must not exceed gateway_window_s")
         if self.cooldown_windows >= self.state_retention_windows:
             raise ValueError("cooldown_windows must be below state_retention_windows")
+        if self.redis_ssl_cafile is not None:
+            if urlsplit(self.redis_url.get_secret_value()).scheme != "rediss":
+                raise ValueError("redis_ssl_cafile needs a rediss:// redis_url (TLS)")
+            if not self.redis_ssl_cafile.is_file():
+                raise ValueError(f"redis_ssl_cafile {self.redis_ssl_cafile} is not a file")
         return self
 
     @property

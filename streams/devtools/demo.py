@@ -115,11 +115,11 @@ def preflight(settings: Settings) -> None:
     """Fail fast with a clear message when Kafka or Redis is down."""
     import redis
 
+    from streams.events.client import sync_redis
+
     first_broker = settings.kafka_bootstrap.split(",")[0].strip()
     _check_tcp(first_broker, "Kafka")
-    client = redis.Redis.from_url(
-        settings.redis_url.get_secret_value(), socket_connect_timeout=3, socket_timeout=3
-    )
+    client = sync_redis(settings)
     try:
         client.ping()
     except redis.RedisError as exc:

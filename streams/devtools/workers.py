@@ -341,9 +341,9 @@ def cleanup_run(settings: Settings, run_id: str) -> None:
     The demo, load_tests and e2e tests give every run its own topics (named with
     ``run_id``) and Redis prefix; clean-up must never hide the run's result.
     """
-    import redis
     from kafka.admin import KafkaAdminClient
 
+    from streams.events.client import sync_redis
     from streams.kafka.security import kafka_python_security
 
     try:
@@ -361,7 +361,7 @@ def cleanup_run(settings: Settings, run_id: str) -> None:
     except Exception as exc:  # clean-up must never hide the run's result
         log.warning("cleanup_topics_failed", extra={"error": repr(exc)})
     try:
-        client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=5)
+        client = sync_redis(settings)
         try:
             keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
             for start in range(0, len(keys), 500):

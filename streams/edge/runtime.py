@@ -17,9 +17,12 @@ Guarantees:
   of times; after that ``fatal`` marks readiness failed, records the error for
   ``run_edge_worker`` and stops the worker WITHOUT acknowledging the batch in flight
   (docs/ARCHITECTURE.md, "Known traps": never let an exception escape an agent — faust
-  would skip the offset).
-Failure modes: ``ModelLoadError`` and ``StateStoreError`` from ``start``; ``PublishError``
-from ``deliver``.
+  would skip the offset). A Redis error (``StateStoreError``) is not bounded: the agent or
+  timer holds its batch and retries with capped backoff (``streams.events.client.
+  RedisOutage``) while /readyz reports Redis not ready, and goes on when Redis is back; so
+  a Redis outage or restart pauses consumption instead of stopping the worker.
+Failure modes: ``ModelLoadError`` and ``StateStoreError`` (Redis down at start-up past the
+bounded retries) from ``start``; ``PublishError`` from ``deliver``.
 """
 
 from __future__ import annotations
@@ -37,10 +40,11 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from streams.core.crash_points import CrashPoints
-from streams.core.errors import DependencyError, MessageTooLargeError
+from streams.core.errors import DependencyError, MessageTooLargeError, StateStoreError
 from streams.core.health import HealthServer
 from streams.core.settings import Settings
 from streams.edge.metrics import EdgeMetrics
+from streams.events.client import RedisOutage, redis_unavailable
 from streams.kafka.deadletter import dead_letter_headers, merge_headers, poison_reason
 from streams.kafka.security import aiokafka_security
 from streams.kafka.topics import service_topics
@@ -54,7 +58,7 @@ if TYPE_CHECKING:
     from streams.events.state import PendingOffloads
     from streams.events.tracker import EventTracker
 
-__all__ = ["REDIS_TIMEOUT_S", "RETRY_ATTEMPTS", "EdgeRuntime", "PublishError"]
+__all__ = ["RETRY_ATTEMPTS", "EdgeRuntime", "PublishError"]
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +68,6 @@ T = TypeVar("T")
 #: failure becomes fatal for the worker.
 RETRY_ATTEMPTS = 5
 _RETRY_BASE_S = 0.1
-#: Seconds before a Redis call is considered failed.
-REDIS_TIMEOUT_S = 5.0
 Headers = list[tuple[str, bytes]]
 
 
@@ -108,6 +110,7 @@ class EdgeRuntime:
         self.metrics = EdgeMetrics()
         self.crash_points = CrashPoints.from_settings(settings)  # test-only; inert by default
         self.fatal_error: BaseException | None = None
+        self.redis_outage = RedisOutage(settings.redis_retry_max_backoff_s, worker="edge")
         self._worker: faust.Worker | None = None
         self._kafka_probe: AIOKafkaClient | None = None
         self._started = False
@@ -179,19 +182,15 @@ class EdgeRuntime:
         }
 
     async def _connect_state(self) -> None:
-        from redis.asyncio import Redis
-
+        from streams.events.client import async_redis
         from streams.events.state import PendingOffloads
         from streams.events.tracker import EventTracker
 
-        # Timeouts turn a hung Redis into StateStoreError (retried, then fatal), not a stall.
-        self.redis = Redis.from_url(
-            self.settings.redis_url.get_secret_value(),
-            socket_timeout=REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-        )
+        # Timeouts turn a hung Redis into StateStoreError (held and retried), not a stall.
+        self.redis = async_redis(self.settings)
         redis = self.redis
-        await self.with_retries("redis_ping", lambda: self._ping(redis))
+        # Start-up stays bounded: a worker that never reached Redis does not start.
+        await self._bounded_retries("redis_ping", lambda: self._ping(redis))
         self.pending = PendingOffloads(redis, prefix=self.settings.redis_prefix)
         self.tracker = EventTracker(redis, settings=self.settings)
 
@@ -212,7 +211,9 @@ class EdgeRuntime:
         return self.edge is not None and self.switcher is not None
 
     async def _redis_ready(self) -> bool:
-        return self.redis is not None and await self._ping(self.redis)
+        if self.redis is None or self.redis_outage.active:
+            return False  # an operation is being held until Redis answers it
+        return await self._ping(self.redis)
 
     async def _group_ready(self) -> bool:
         """Joined the edge consumer group (one rebalance completed) and not rebalancing now.
@@ -277,10 +278,27 @@ class EdgeRuntime:
             ) from errors[0]
 
     async def with_retries(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
-        """Run ``op``; retry a ``DependencyError`` with backoff ``RETRY_ATTEMPTS`` times."""
+        """Run ``op``; retry a ``DependencyError`` with backoff ``RETRY_ATTEMPTS`` times,
+        a ``StateStoreError`` (Redis) for as long as Redis is away (``RedisOutage``)."""
+        try:
+            return await self._bounded_retries(what, op, hold_redis=True)
+        except StateStoreError as exc:
+            if not redis_unavailable(exc):
+                raise
+            return await self.redis_outage.hold(what, op)
+
+    async def _bounded_retries(
+        self, what: str, op: Callable[[], Awaitable[T]], *, hold_redis: bool = False
+    ) -> T:
         for attempt in range(1, RETRY_ATTEMPTS + 1):
             try:
                 return await op()
+            except StateStoreError as exc:
+                if hold_redis and redis_unavailable(exc):
+                    raise  # straight to the outage hold, which logs and backs off
+                if attempt == RETRY_ATTEMPTS:
+                    raise
+                await asyncio.sleep(_RETRY_BASE_S * 2 ** (attempt - 1))
             except DependencyError as exc:
                 if attempt == RETRY_ATTEMPTS:
                     raise

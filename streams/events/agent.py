@@ -11,17 +11,25 @@ for the broker's ack, then ``EventTracker.ack`` them, then ack the input offsets
 anywhere replays the result (a no-op for the tracker: the decision is already recorded)
 and the outbox republisher re-offers alerts that were committed but never acknowledged —
 with the same CloudEvents id, so alert consumers can dedupe. Exactly one "detected" alert
-per fall in effect, whatever the redeliveries.
+per fall in effect, whatever the redeliveries. The outbox cannot be blocked: an alert that
+can never be published (its CloudEvent over the alerts topic's record limit, refused by the
+producer or broker as too large, or an outbox entry that does not build) is dead-lettered
+(`fallwatch.alert_id` header; the value is the CloudEvent when it fits, else empty) and
+acknowledged, and the alerts behind it go out.
 Failure modes: Redis/Kafka past the bounded retries stop the worker (fatal, no ack).
 Metrics: fallwatch_alerts_total{state}, end-to-end seconds path="alert", dead letters.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from aiokafka.errors import MessageSizeTooLargeError
 
 import schemas
 from streams.core.errors import (
@@ -32,6 +40,10 @@ from streams.core.errors import (
 )
 from streams.edge.agent import batch_wait_s
 from streams.edge.inference import InboundMessage
+from streams.edge.runtime import PublishError
+from streams.events.alerts import AlertTooLargeError, PendingAlert
+from streams.kafka.deadletter import dead_letter_headers, merge_headers, poison_reason
+from streams.kafka.topics import max_message_bytes
 
 if TYPE_CHECKING:
     from faust.types import StreamT
@@ -44,6 +56,35 @@ log = logging.getLogger(__name__)
 
 #: Outbox alerts older than this and still unacknowledged are re-published.
 OUTBOX_STALE_S = 5.0
+#: Kafka record overhead (batch and record headers, our headers) kept free under the limit.
+_RECORD_OVERHEAD_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class _Unpublishable:
+    """An outbox entry that will never reach the alerts topic, and why."""
+
+    alert_id: str
+    stream_id: str
+    body: bytes
+    error: BaseException
+
+    @classmethod
+    def of(cls, alert: PendingAlert, error: BaseException) -> _Unpublishable:
+        return cls(alert.alert_id, alert.stream_id, alert.payload, error)
+
+
+def _too_large(exc: BaseException) -> bool:
+    """Whether `exc` (or an error it wraps: faust's ProducerSendError, our PublishError)
+    says the record is too large, which no retry can fix."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, MessageSizeTooLargeError | AlertTooLargeError):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 class ResultsProcessor:
@@ -86,35 +127,100 @@ class ResultsProcessor:
         except schemas.SchemaError as exc:
             raise MessageSchemaError(str(exc)) from exc
 
-    async def _publish_alerts(self, alerts: Sequence[Any]) -> None:
-        if not alerts:
+    async def _publish_alerts(
+        self, alerts: Sequence[PendingAlert], broken: Sequence[_Unpublishable] = ()
+    ) -> None:
+        """Publish `alerts`, dead-letter those that can never be published (and `broken`),
+        then acknowledge all of them in the outbox. A transient Kafka error raises."""
+        if not alerts and not broken:
             return
         rt = self.rt
         tracker = rt.tracker
         assert tracker is not None
-        futures = [
-            await rt.publish(rt.settings.topic_alerts, alert.stream_id.encode(), alert.payload)
-            for alert in alerts
-        ]
-        await rt.deliver(futures)
-        ids = [alert.alert_id for alert in alerts]
-        await rt.with_retries("tracker_ack", lambda: tracker.ack(ids))
+        limit = max_message_bytes(rt.settings) - _RECORD_OVERHEAD_BYTES
+        unpublishable = list(broken)
+        sent: list[tuple[PendingAlert, Awaitable[Any]]] = []
         for alert in alerts:
+            key = alert.stream_id.encode()
+            if len(alert.payload) + len(key) > limit:
+                error = AlertTooLargeError(f"alert of {len(alert.payload)} bytes > {limit}")
+                unpublishable.append(_Unpublishable.of(alert, error))
+                continue
+            try:
+                sent.append((alert, await rt.publish(rt.settings.topic_alerts, key, alert.payload)))
+            except Exception as exc:
+                if not _too_large(exc):
+                    raise
+                unpublishable.append(_Unpublishable.of(alert, exc))
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        published: list[PendingAlert] = []
+        for (alert, _), outcome in zip(sent, results, strict=True):
+            if isinstance(outcome, BaseException):
+                if not _too_large(outcome):
+                    raise PublishError(f"alert {alert.alert_id} not delivered: {outcome!r}") from (
+                        outcome
+                    )
+                unpublishable.append(_Unpublishable.of(alert, outcome))
+            else:
+                published.append(alert)
+        await rt.deliver([await self._dead_letter_alert(u, limit) for u in unpublishable])
+        ids = [a.alert_id for a in published] + [u.alert_id for u in unpublishable]
+        await rt.with_retries("tracker_ack", lambda: tracker.ack(ids))
+        for alert in published:
             rt.metrics.alert(alert.state, getattr(alert, "capture_end_ns", None))
-        log.info("alerts_published", extra={"count": len(alerts), "alert_ids": ids})
+        if published:
+            log.info(
+                "alerts_published",
+                extra={"count": len(published), "alert_ids": [a.alert_id for a in published]},
+            )
+
+    async def _dead_letter_alert(self, entry: _Unpublishable, limit: int) -> Awaitable[Any]:
+        rt = self.rt
+        reason = poison_reason(entry.error)
+        headers = merge_headers(
+            [("fallwatch.alert_id", entry.alert_id.encode())],
+            dead_letter_headers(
+                source_topic=rt.settings.topic_alerts,
+                partition=-1,
+                offset=-1,
+                error=entry.error,
+                worker="events",
+            ),
+        )
+        log.error(
+            "alert_dead_lettered",
+            extra={
+                "alert_id": entry.alert_id,
+                "stream_id": entry.stream_id,
+                "reason": reason,
+                "bytes": len(entry.body),
+                "error_class": type(entry.error).__name__,
+            },
+        )
+        rt.metrics.dead_letter(reason)
+        value = entry.body if len(entry.body) <= limit // 2 else b""
+        key = entry.stream_id.encode()[: limit // 4] or None
+        return await rt.publish(rt.settings.topic_deadletter, key, value, headers)
 
     async def republish_outbox(self) -> int:
-        """Publish outbox alerts committed but never acknowledged (crash in between)."""
+        """Publish outbox alerts committed but never acknowledged (crash in between);
+        dead-letter and drop the entries that cannot become alerts."""
         tracker = self.rt.tracker
         if tracker is None:
             return 0
-        stale = await self.rt.with_retries(
-            "tracker_outbox", lambda: tracker.unacked(older_than_s=OUTBOX_STALE_S)
+        batch = await self.rt.with_retries(
+            "tracker_outbox", lambda: tracker.unacked_entries(older_than_s=OUTBOX_STALE_S)
         )
-        if stale:
-            log.warning("outbox_republish", extra={"count": len(stale)})
-            await self._publish_alerts(stale)
-        return len(stale)
+        broken = [_Unpublishable(b.alert_id, "", b.body, b.error) for b in batch.broken]
+        if batch.alerts or broken:
+            log.warning(
+                "outbox_republish", extra={"count": len(batch.alerts), "broken": len(broken)}
+            )
+            await self._publish_alerts(batch.alerts, broken)
+        if batch.orphans:
+            orphans = batch.orphans
+            await self.rt.with_retries("tracker_ack", lambda: tracker.ack(orphans))
+        return len(batch.alerts)
 
 
 def make_events_agent(runtime: EdgeRuntime) -> Callable[[StreamT[bytes]], Awaitable[None]]:

@@ -12,7 +12,9 @@ Guarantees:
 - `build_alert` is a pure function of the facts: the CloudEvent `time` is the moment the
   facts were committed (`created_ms`), so a re-publish is byte-identical.
 Failure modes: `AlertFacts.from_json` raises `ValueError` on malformed outbox JSON (a
-deployment mismatch; the caller logs and skips that entry).
+deployment mismatch), `build_alert` `ValueError`/`OverflowError` on facts it cannot render;
+the events agent dead-letters such an outbox entry as `MalformedAlertError`, and an alert
+too large for the alerts topic as `AlertTooLargeError` (both then leave the outbox).
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.core.errors import MessageSchemaError, MessageTooLargeError
+
 __all__ = [
     "ALERT_NAMESPACE",
     "ALERT_STATES",
     "DATASCHEMA",
     "AlertFacts",
+    "AlertTooLargeError",
+    "MalformedAlertError",
     "PendingAlert",
     "alert_id",
     "build_alert",
@@ -40,6 +46,20 @@ ALERT_NAMESPACE = uuid.UUID("52a807e8-c289-5ce5-beb4-d5d3f54626df")
 ALERT_STATES: tuple[str, ...] = ("detected", "resolved")
 DATASCHEMA = "fallwatch/alert/v1"
 _TYPES = {"detected": "io.fallwatch.fall.detected", "resolved": "io.fallwatch.fall.resolved"}
+
+
+class AlertTooLargeError(MessageTooLargeError):
+    """An alert whose CloudEvent exceeds the alerts topic's record limit (checked before
+    sending, or refused by the producer or broker). Raised and handled by the events agent:
+    the alert is dead-lettered and removed from the outbox, the alerts behind it go on.
+    Operator: the dead letter's headers name the alert id; look for the result that carried
+    an oversized snapshot or model_versions map."""
+
+
+class MalformedAlertError(MessageSchemaError):
+    """An outbox entry that cannot be turned into an alert (malformed JSON, facts that do
+    not render). Raised and handled by the events agent like `AlertTooLargeError`.
+    Operator: a deployment mismatch between the Lua script and `AlertFacts`."""
 
 
 def alert_id(stream_id: str, event_id: str, state: str) -> str:

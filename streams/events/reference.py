@@ -8,7 +8,8 @@ sequence, token factory and clock. The rules in prose are in `streams.events.tra
 
 Used by: the unit tests of the rules (tests/unit/streams/events) and the integration tests
 that run the same cases on Redis and compare. Not used by the workers.
-Differences, by design: no TTL and no outbox (alerts are returned directly).
+Differences, by design: no TTL and no outbox (alerts are returned directly); `now_ns`
+(the worker's receive time) is an argument.
 Failure modes: `MessageSchemaError` for results violating the value rules.
 """
 
@@ -35,7 +36,7 @@ class _StreamState:
     gen: str
     n_events: int = 0
     max_seq: int | None = None
-    max_cap: int | None = None
+    top_ms: int | None = None
     decisions: dict[int, tuple[int, str, int]] = field(default_factory=dict)
     falls: dict[int, Decision] = field(default_factory=dict)
     open: bool = False
@@ -71,34 +72,33 @@ class ReferenceTracker:
         token = self._token_factory()
         st = self._streams.setdefault(d.stream_id, _StreamState(gen=token))
         status, late = "applied", False
+        now_ms = now_ns // 1_000_000
+        keep = cfg.retention_windows
         prev = st.decisions.get(d.seq)
-        stale = st.max_seq is not None and d.seq < st.max_seq - cfg.retention_windows
+        outside = st.max_seq is not None and not st.max_seq - keep <= d.seq <= st.max_seq + keep
         collides = prev is not None and prev[2] != d.capture_end_ns
-        # Lua compares captures as doubles: mirror that exactly.
-        newer = st.max_cap is not None and float(d.capture_end_ns) > float(st.max_cap)
-        if (stale or collides) and newer:
-            st = self._streams[d.stream_id] = _StreamState(gen=token)
-            prev, status = None, "restarted"
-        elif stale:
-            return ApplyOutcome("stale", "none", False, [])
+        if outside or collides:
+            if st.top_ms is None or now_ms - st.top_ms >= cfg.restart_gap_ms:
+                st = self._streams[d.stream_id] = _StreamState(gen=token)
+                prev, status = None, "restarted"
+            elif outside:
+                return ApplyOutcome("stale", "none", False, [])
         if prev is not None:
-            late = d.decided_by == "cloud" and prev[1] == "edge-fallback"
+            same = prev[2] == d.capture_end_ns
+            late = same and d.decided_by == "cloud" and prev[1] == "edge-fallback"
             if not (d.label == 1 and prev[0] == 0 and late):
                 return ApplyOutcome("duplicate", "none", late, [])
             status = "upgraded"
         st.decisions[d.seq] = (d.label, d.decided_by, d.capture_end_ns)
-        if st.max_cap is None or float(d.capture_end_ns) > float(st.max_cap):
-            st.max_cap = d.capture_end_ns
         if d.label == 1:
             st.falls[d.seq] = d
         if prev is None and (st.max_seq is None or d.seq > st.max_seq):
-            st.max_seq = d.seq
-            floor = d.seq - cfg.retention_windows
+            st.max_seq, st.top_ms = d.seq, now_ms
+            floor = d.seq - keep
             for old in [s for s in st.decisions if s < floor]:
                 del st.decisions[old]
                 st.falls.pop(old, None)
         facts: list[AlertFacts] = []
-        now_ms = now_ns // 1_000_000
         outcome = "none"
         if d.label == 1:
             if st.cooldown is not None and d.seq <= st.cooldown:
@@ -109,7 +109,7 @@ class ReferenceTracker:
             else:
                 self._open(st, d.seq, now_ms, facts)
                 outcome = "opened"
-        outcome += self._settle(st, now_ms, facts)
+        outcome += self._settle(st, d.stream_id, now_ms, facts)
         return ApplyOutcome(status, outcome, late, [build_alert(f, cfg.source) for f in facts])
 
     def _open(self, st: _StreamState, seq: int, now_ms: int, out: list[AlertFacts]) -> None:
@@ -136,7 +136,7 @@ class ReferenceTracker:
             )
         )
 
-    def _settle(self, st: _StreamState, now_ms: int, out: list[AlertFacts]) -> str:
+    def _settle(self, st: _StreamState, stream_id: str, now_ms: int, out: list[AlertFacts]) -> str:
         """Re-derive the open event from its first fall (see the Lua `settle`)."""
         extra = ""
         r = self.config.resolve_after_windows
@@ -158,7 +158,6 @@ class ReferenceTracker:
             if stop is None:
                 return extra
             first = st.falls.get(st.ev_first)
-            stream_id = first.stream_id if first is not None else st.falls[ev_falls[0]].stream_id
             out.append(
                 AlertFacts(
                     alert_id=alert_id(stream_id, st.ev_id, "resolved"),

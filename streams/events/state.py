@@ -9,7 +9,8 @@ Key layout (`P` = the configured prefix without a trailing colon):
 - Per stream, hash-tagged `{stream_id}` so a cluster would co-locate them, TTL `ttl_s`
   refreshed on every write:
   - `P:s:{sid}:meta`  hash: `gen` (random token of this state generation), `n_events`,
-    `max_seq`, `max_cap` (newest capture_end_ns), `open` ('1'/'0'), `ev_id`, `ev_first`,
+    `max_seq`, `top_ms` (worker receive time in ms when `max_seq` last advanced), `open`
+    ('1'/'0'), `ev_id`, `ev_first`,
     `ev_last`, `ev_by`, `ev_models`,
     `cooldown`, counters `stale`, `duplicates`, `cooldown_ignored`.
   - `P:s:{sid}:seqs`  zset of decided seqs (score = member = seq), trimmed to

@@ -6,7 +6,9 @@
 -- KEYS: meta, seqs, dec, falls, outbox, outbox_t
 -- ARGV: stream, seq, label, p_fall, decided_by, capture_end_ns, model_versions_json,
 --       snapshot_b64, now_ms, resolve_after, cooldown, retention, ttl_s, gen_token,
---       alert_namespace_bytes(16)
+--       alert_namespace_bytes(16), restart_gap_ms
+-- now_ms is the worker's receive time: the only clock trusted for staleness and restarts.
+-- capture_end_ns comes from the gateway and is only the window's identity.
 -- Returns: {status, late_cloud(0/1), outcome, alert_id1, facts1, alert_id2, facts2, ...}
 
 local meta, seqs, dec, falls, outbox, outbox_t = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -15,6 +17,7 @@ local seq, label = tonumber(ARGV[2]), tonumber(ARGV[3])
 local p, by, cap, models, snap, now = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local R, C, keep, ttl = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local NS = ARGV[15]
+local gap = tonumber(ARGV[16])
 
 local function fmt(n) return string.format('%.0f', n) end
 
@@ -25,6 +28,8 @@ local function uuid5(name)
     .. '-' .. variant .. string.sub(h, 18, 20) .. '-' .. string.sub(h, 21, 32)
 end
 
+-- Only a result that changed the state refreshes the TTL: stale results and duplicates
+-- must not keep a stream's state (and whatever silenced it) alive.
 local function refresh_ttl()
   redis.call('EXPIRE', meta, ttl); redis.call('EXPIRE', seqs, ttl)
   redis.call('EXPIRE', dec, ttl); redis.call('EXPIRE', falls, ttl)
@@ -36,39 +41,40 @@ if not gen then
   redis.call('HSET', meta, 'gen', gen)
 end
 local max_seq = tonumber(redis.call('HGET', meta, 'max_seq'))
-local max_cap = redis.call('HGET', meta, 'max_cap')
+local top_ms = tonumber(redis.call('HGET', meta, 'top_ms'))
 local prev = redis.call('HGET', dec, seq_s)
+local prev_cap = prev and select(3, string.match(prev, '^(%d)|([^|]*)|(.*)$'))
 local status, late = 'applied', 0
 
--- A stale or colliding seq whose window is NEWER than anything seen means the producer
--- restarted its seq numbering: start a new state generation instead of ignoring it.
-local stale = max_seq and seq < max_seq - keep
-local collides = prev and select(3, string.match(prev, '^(%d)|([^|]*)|(.*)$')) ~= cap
-if (stale or collides) and max_cap and tonumber(cap) > tonumber(max_cap) then
-  redis.call('DEL', meta, seqs, dec, falls)
-  gen = ARGV[14]
-  redis.call('HSET', meta, 'gen', gen)
-  max_seq, max_cap, prev, status = nil, nil, nil, 'restarted'
-elseif stale then
-  redis.call('HINCRBY', meta, 'stale', 1)
-  refresh_ttl()
-  return {'stale', 0, 'none'}
+-- A seq outside [max_seq - keep, max_seq + keep], or a decided seq with another capture
+-- time (another window), while the top of the stream advanced less than `gap` ago is
+-- stale (outside) or a duplicate (collision). Once the top has been silent that long,
+-- the producer restarted its numbering: a new state generation.
+local outside = max_seq and (seq < max_seq - keep or seq > max_seq + keep)
+local collides = prev and prev_cap ~= cap
+if outside or collides then
+  if (not top_ms) or tonumber(now) - top_ms >= gap then
+    redis.call('DEL', meta, seqs, dec, falls)
+    gen = ARGV[14]
+    redis.call('HSET', meta, 'gen', gen)
+    max_seq, prev, prev_cap, status = nil, nil, nil, 'restarted'
+  elseif outside then
+    redis.call('HINCRBY', meta, 'stale', 1)
+    return {'stale', 0, 'none'}
+  end
 end
 
 if prev then
   local plabel, pby = string.match(prev, '^(%d)|([^|]*)|')
-  if by == 'cloud' and pby == 'edge-fallback' then late = 1 end
-  if not (label == 1 and plabel == '0' and by == 'cloud' and pby == 'edge-fallback') then
+  local same = prev_cap == cap
+  if same and by == 'cloud' and pby == 'edge-fallback' then late = 1 end
+  if not (same and label == 1 and plabel == '0' and by == 'cloud' and pby == 'edge-fallback') then
     redis.call('HINCRBY', meta, 'duplicates', 1)
-    refresh_ttl()
     return {'duplicate', late, 'none'}
   end
   status = 'upgraded'
 end
 redis.call('HSET', dec, seq_s, label .. '|' .. by .. '|' .. cap)
-if (not max_cap) or tonumber(cap) > tonumber(max_cap) then
-  redis.call('HSET', meta, 'max_cap', cap)
-end
 if label == 1 then
   redis.call('HSET', falls, seq_s,
     cjson.encode({p = p, by = by, cap = cap, models = models, snap = snap}))
@@ -77,7 +83,7 @@ if not prev then
   redis.call('ZADD', seqs, seq, seq_s)
   if (not max_seq) or seq > max_seq then
     max_seq = seq
-    redis.call('HSET', meta, 'max_seq', seq_s)
+    redis.call('HSET', meta, 'max_seq', seq_s, 'top_ms', now)
     local floor = '(' .. fmt(max_seq - keep)
     local old = redis.call('ZRANGEBYSCORE', seqs, '-inf', floor)
     for i = 1, #old, 1000 do

@@ -7,14 +7,28 @@ the same atomic step as the state change; the caller publishes them, then `ack`s
 
 Rules (one stream; R = resolve_after_windows, C = cooldown_windows):
 1. Dedupe: the first final decision per window seq wins; later ones are duplicates,
-   EXCEPT a `cloud` fall for a window decided `edge-fallback` no_fall, which upgrades the
-   window to fall (a possible fall is never dropped because the cloud was slow). A seq
-   more than `retention` below the highest decided seq is stale and ignored. A stale or
-   already-decided seq whose capture_end_ns differs from the stored one AND is newer than
-   every capture seen means the producer restarted its numbering (a gateway restarted at
-   seq 0): the stream's state starts a new generation ("restarted") instead of
-   swallowing every window as a duplicate. An open event is dropped then (its
-   "detected" alert stands; no "resolved" follows).
+   EXCEPT a `cloud` fall for a window decided `edge-fallback` no_fall (same seq, same
+   capture_end_ns), which upgrades the window to fall (a possible fall is never dropped
+   because the cloud was slow).
+   Staleness and restarts are judged on a trusted clock, the worker's receive time
+   (`now_ns`), never on the gateway's capture time, which is only the window's identity
+   (so a far-future, far-past or jumped-back capture time changes nothing). The "top" of
+   a stream is its highest decided seq; it is live while its last advance was less than
+   `restart_gap_s` ago. While the top is live, a seq more than `retention` away from it
+   (below: a replay from long ago; above: a jump no genuine producer makes) is stale and
+   ignored, and a decided seq with another capture time is a duplicate. Once the top
+   has been silent for `restart_gap_s`, such a result means the producer restarted its
+   numbering (a gateway restarted at seq 0): the stream's state starts a new generation
+   ("restarted"). An open event is dropped then (its "detected" alert stands; no
+   "resolved" follows). Stale results and duplicates never refresh the state's TTL.
+   So one hostile result (huge seq, absurd capture time, seq reset) sent while the
+   stream is live is ignored; sent while the stream has been idle for `restart_gap_s`,
+   it becomes the top and the real windows are stale for at most `restart_gap_s`.
+   A gateway that restarts its numbering faster than that loses the windows of the
+   remainder (trade-off: a faster restart rule would let any result reset a stream).
+   A restarted numbering whose first seqs fall inside the retention range but were
+   never decided (a state begun mid-numbering) joins the old generation until its
+   first collision; an event opened there is dropped at that restart.
 2. A fall with seq <= the cooldown mark of the last resolved event belongs to that
    episode: recorded, no alert. Otherwise, with an open event, the fall joins it (it may
    become its first window). Otherwise it opens a new event and a "detected" alert is
@@ -44,7 +58,8 @@ an `edge-fallback` fall is a duplicate (the fall stands). Cost: re-deriving scan
 open event's decisions (bounded by `retention`); events normally span a few windows.
 
 Failure modes: `MessageSchemaError` for results violating the value rules (label not
-0/1, unknown decided_by, seq outside [0, 2**53)); `StateStoreError` for Redis failures.
+0/1, unknown decided_by, seq outside [0, 2**53), negative capture_end_ns);
+`StateStoreError` for Redis failures.
 """
 
 from __future__ import annotations
@@ -65,14 +80,22 @@ import redis.asyncio
 
 from streams.core.errors import MessageSchemaError, StateStoreError
 from streams.core.settings import Settings
-from streams.events.alerts import ALERT_NAMESPACE, AlertFacts, PendingAlert, build_alert
+from streams.events.alerts import (
+    ALERT_NAMESPACE,
+    AlertFacts,
+    MalformedAlertError,
+    PendingAlert,
+    build_alert,
+)
 from streams.events.state import MAX_SEQ, outbox_keys, stream_keys
 
 __all__ = [
     "DECIDED_BY",
     "ApplyOutcome",
+    "BrokenOutboxEntry",
     "Decision",
     "EventTracker",
+    "OutboxBatch",
     "TrackerConfig",
     "decision_from_result",
     "new_generation_token",
@@ -93,7 +116,13 @@ class TrackerConfig:
     cooldown_windows: int = 10
     retention_windows: int = 4096
     ttl_s: int = 86400
+    restart_gap_s: float = 5.0
     source: str = "fallwatch/edge/fallwatch-edge"
+
+    @property
+    def restart_gap_ms(self) -> int:
+        """`restart_gap_s` in whole milliseconds (the unit of the trusted clock in Redis)."""
+        return int(self.restart_gap_s * 1000)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrackerConfig:
@@ -104,6 +133,7 @@ class TrackerConfig:
             cooldown_windows=settings.cooldown_windows,
             retention_windows=settings.state_retention_windows,
             ttl_s=settings.state_ttl_s,
+            restart_gap_s=settings.state_restart_gap_s,
             source=f"fallwatch/edge/{settings.edge_group}",
         )
 
@@ -148,6 +178,9 @@ def decision_from_result(result: Mapping[str, Any]) -> Decision:
         raise MessageSchemaError(f"label must be 0 or 1, got {label!r}")
     if decided_by not in DECIDED_BY:
         raise MessageSchemaError(f"decided_by must be one of {DECIDED_BY}, got {decided_by!r}")
+    if decision.capture_end_ns < 0:
+        # Alerts render it as an RFC 3339 time; before 1970 is a lie, not a window.
+        raise MessageSchemaError(f"capture_end_ns must be >= 0, got {decision.capture_end_ns}")
     if not 0.0 <= p_fall <= 1.0:
         raise MessageSchemaError(f"p_fall must be in [0, 1], got {p_fall!r}")
     if not decision.stream_id:
@@ -165,6 +198,32 @@ class ApplyOutcome:
     outcome: str
     late_cloud: bool
     alerts: list[PendingAlert]
+
+
+@dataclass(frozen=True)
+class BrokenOutboxEntry:
+    """An outbox entry that cannot become an alert: dead-letter its `body`, then `ack` it."""
+
+    alert_id: str
+    body: bytes
+    error: MalformedAlertError
+
+
+@dataclass(frozen=True)
+class OutboxBatch:
+    """Unacknowledged outbox entries: the alerts to re-publish, the broken ones, and ids
+    whose body is gone (acknowledged meanwhile, or a partial loss: `ack` them too)."""
+
+    alerts: list[PendingAlert]
+    broken: list[BrokenOutboxEntry]
+    orphans: list[str] = field(default_factory=list)
+
+
+def _alert_from_body(body: Any, source: str) -> PendingAlert:
+    try:
+        return build_alert(AlertFacts.from_json(body), source)
+    except (ValueError, OverflowError, TypeError) as exc:
+        raise MalformedAlertError(f"outbox entry cannot become an alert: {exc}") from exc
 
 
 def new_generation_token() -> str:
@@ -240,13 +299,21 @@ class EventTracker:
             cfg.ttl_s,
             self._token_factory(),
             ALERT_NAMESPACE.bytes,
+            cfg.restart_gap_ms,
         ]
         try:
             reply = await self._apply(keys=keys, args=args)
         except redis.RedisError as exc:
             raise StateStoreError(f"event tracker apply failed: {exc}") from exc
         status, late, outcome = (_text(reply[0]), int(reply[1]), _text(reply[2]))
-        alerts = [build_alert(AlertFacts.from_json(body), cfg.source) for body in reply[4::2]]
+        alerts: list[PendingAlert] = []
+        for body in reply[4::2]:
+            try:
+                alerts.append(_alert_from_body(body, cfg.source))
+            except MalformedAlertError:
+                # Committed in the outbox: the republisher dead-letters it after
+                # OUTBOX_STALE_S; the state change itself stands.
+                log.error("outbox_entry_malformed", extra={"stream_id": d.stream_id})
         if status != "applied" or alerts:
             log.debug(
                 "tracker_apply",
@@ -277,6 +344,15 @@ class EventTracker:
         self, older_than_s: float = 5.0, *, limit: int = 100, now_ns: int | None = None
     ) -> list[PendingAlert]:
         """Outbox alerts created more than `older_than_s` ago and never acknowledged."""
+        batch = await self.unacked_entries(older_than_s, limit=limit, now_ns=now_ns)
+        return batch.alerts
+
+    async def unacked_entries(
+        self, older_than_s: float = 5.0, *, limit: int = 100, now_ns: int | None = None
+    ) -> OutboxBatch:
+        """The oldest `limit` outbox entries older than `older_than_s`: alerts to re-publish
+        and entries that cannot become alerts (the caller dead-letters and acks those, so
+        they never hold up the entries behind them)."""
         now_ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
         cutoff = now_ms - int(older_than_s * 1000)
         try:
@@ -288,14 +364,18 @@ class EventTracker:
         except redis.RedisError as exc:
             raise StateStoreError(f"event tracker outbox read failed: {exc}") from exc
         alerts: list[PendingAlert] = []
-        for body in bodies:
+        broken: list[BrokenOutboxEntry] = []
+        orphans: list[str] = []
+        for raw_id, body in zip(ids, bodies, strict=True):
             if body is None:
-                continue  # acknowledged between the two reads
+                orphans.append(_text(raw_id))
+                continue
             try:
-                alerts.append(build_alert(AlertFacts.from_json(body), self.config.source))
-            except ValueError:
-                log.error("outbox_entry_malformed", exc_info=True)
-        return alerts
+                alerts.append(_alert_from_body(body, self.config.source))
+            except MalformedAlertError as exc:
+                data = body if isinstance(body, bytes) else str(body).encode()
+                broken.append(BrokenOutboxEntry(_text(raw_id), data, exc))
+        return OutboxBatch(alerts, broken, orphans)
 
 
 def _text(value: Any) -> str:

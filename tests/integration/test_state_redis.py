@@ -8,19 +8,23 @@ offloads: add/remove/lease semantics, async and sync.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 import redis
 import redis.asyncio
+from hypothesis import HealthCheck, given, settings
 
 from streams.core.errors import StateStoreError
 from streams.events.reference import ReferenceTracker
 from streams.events.state import PendingOffloads, stream_keys
 from streams.events.tracker import ApplyOutcome, EventTracker, TrackerConfig
 from tests.event_cases import CASES, Case, counting_tokens, result
+from tests.hostile_results import Attempt, check_attempt, silencing_attempts
 from tests.integration.conftest import StackSettings
 from tests.integration.sync_pending import SyncPendingOffloads
 
@@ -64,7 +68,7 @@ async def test_lua_matches_reference_on_every_scenario(
     ref = ReferenceTracker(config, token_factory=counting_tokens())
     states: list[tuple[str, int, int, int, tuple[int, ...]]] = []
     for i, record in enumerate(case.results):
-        now = NOW_NS + i * 1_000_000
+        now = case.arrival_ns(i, NOW_NS)
         got = await lua.apply_result(record, now_ns=now)
         assert comparable(got) == comparable(ref.apply(record, now_ns=now)), (i, record)
         states += [
@@ -95,10 +99,14 @@ async def test_lua_matches_reference_on_random_traffic(
         seq = rng.randrange(0, 120) if rng.random() < 0.3 else min(119, i // 2 + rng.randrange(3))
         label = 1 if rng.random() < 0.3 else 0
         by = rng.choice(["edge", "cloud", "edge-fallback"])
-        # The second half replays seqs with captures an hour later: a restarted gateway.
+        if i in (150, 151):  # each stream's first result after the pause: seq reset
+            stream, seq = ("a", "b")[i - 150], 0
+        # The second half replays seqs with captures an hour later, after a pause longer
+        # than the restart gap: a restarted gateway.
         record = result(seq, label, by, stream=stream, run_offset_s=3600 * (i // 150))
-        got = await lua.apply_result(record, now_ns=NOW_NS + i)
-        assert comparable(got) == comparable(ref.apply(record, now_ns=NOW_NS + i)), (i, record)
+        now = NOW_NS + i * 1_000_000 + (i // 150) * 10 * 10**9
+        got = await lua.apply_result(record, now_ns=now)
+        assert comparable(got) == comparable(ref.apply(record, now_ns=now)), (i, record)
         alerts += len(got.alerts)
         statuses.add(got.status)
     assert alerts > 0
@@ -235,3 +243,46 @@ def test_pending_lifecycle_sync_shares_keys_with_async(
     assert pending.count() == 0
     with pytest.raises(ValueError):
         pending.add("cam", -1, NOW_NS, b"fb")
+
+
+async def _run_attempt_on_lua(attempt: Attempt, url: str, prefix: str) -> list[ApplyOutcome]:
+    """Apply `attempt` with the Lua tracker; cut the state's TTL to 50 s just before the
+    hostile result and check a stale or duplicate one did not refresh it."""
+    client = redis.asyncio.Redis.from_url(url, socket_timeout=10)
+    try:
+        config = dataclasses.replace(attempt.config, prefix=prefix)
+        lua = EventTracker(client, config=config, token_factory=counting_tokens())
+        keys = stream_keys(prefix, "cam-1")[:3]  # meta, seqs, dec exist after the prefix
+        outcomes: list[ApplyOutcome] = []
+        for i, (record, now) in enumerate(attempt.arrivals):
+            if i == attempt.hostile_index:
+                for key in keys:
+                    assert await client.pexpire(key, 50_000)
+            outcomes.append(await lua.apply_result(record, now_ns=now))
+            if i == attempt.hostile_index and outcomes[-1].status in ("stale", "duplicate"):
+                for key in keys:
+                    assert 0 < await client.pttl(key) <= 50_000, (key, outcomes[-1].status)
+        return outcomes
+    finally:
+        await client.aclose()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(attempt=silencing_attempts())
+def test_issue19_no_single_hostile_result_silences_a_stream_lua_and_reference(
+    attempt: Attempt, stack: StackSettings, redis_prefix: str
+) -> None:
+    """Issue 19 item 3, the same generated cases on the Lua (real Redis) and the reference:
+    after one hostile result the genuine run gives exactly one detected (and resolved),
+    both trackers agree result by result, and a stale or duplicate result leaves the TTL
+    where it was."""
+    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
+    got = asyncio.run(_run_attempt_on_lua(attempt, stack.redis_url, prefix))
+    ref = ReferenceTracker(attempt.config, token_factory=counting_tokens())
+    expected = [ref.apply(record, now_ns=now) for record, now in attempt.arrivals]
+    assert [comparable(o) for o in got] == [comparable(o) for o in expected]
+    check_attempt(attempt, got)

@@ -20,6 +20,7 @@ from streams.events.alerts import PendingAlert, alert_id, build_alert
 from streams.events.reference import ReferenceTracker
 from streams.events.tracker import TrackerConfig, decision_from_result
 from tests.event_cases import CASES, Case, counting_tokens, result
+from tests.hostile_results import Attempt, check_attempt, silencing_attempts
 
 
 def tracker_for(case: Case) -> ReferenceTracker:
@@ -37,7 +38,7 @@ def run_case(case: Case) -> tuple[list[PendingAlert], list[str]]:
     alerts: list[PendingAlert] = []
     statuses: list[str] = []
     for i, record in enumerate(case.results):
-        outcome = tracker.apply(record, now_ns=(1_800_000_000_000 + i) * 1_000_000)
+        outcome = tracker.apply(record, now_ns=case.arrival_ns(i, 1_800_000_000_000 * 1_000_000))
         alerts.extend(outcome.alerts)
         statuses.append(outcome.status)
     return alerts, statuses
@@ -218,3 +219,28 @@ def test_lateness_of_r_or_more_is_outside_the_guarantee() -> None:
     assert sorted(s for _, s in alert_set(config, in_order)) == ["detected", "detected", "resolved"]
     late_states = sorted(s for _, s in alert_set(config, late))
     assert late_states == ["detected", "detected", "detected", "resolved", "resolved"]
+
+
+# --- no result can silence a stream (issue 19 item 3) --------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(attempt=silencing_attempts())
+def test_issue19_no_single_hostile_result_silences_a_stream(attempt: Attempt) -> None:
+    tracker = ReferenceTracker(attempt.config, token_factory=counting_tokens())
+    outcomes = [tracker.apply(record, now_ns=now) for record, now in attempt.arrivals]
+    check_attempt(attempt, outcomes)
+
+
+def test_issue19_hostile_top_of_an_idle_stream_silences_it_at_most_the_restart_gap() -> None:
+    """The documented bound: a hostile result arriving after `restart_gap_s` of silence
+    becomes the top; the real windows are stale until the gap has passed, then restart."""
+    config = TrackerConfig(resolve_after_windows=2, cooldown_windows=0, restart_gap_s=5.0)
+    tracker = ReferenceTracker(config, token_factory=counting_tokens())
+    t0 = 1_800_000_000_000 * 1_000_000
+    tracker.apply(result(10, 0), now_ns=t0)
+    idle = t0 + 60 * 10**9
+    assert tracker.apply(result(2**53 - 1, 0), now_ns=idle).status == "restarted"
+    assert tracker.apply(result(11, 1), now_ns=idle + 4 * 10**9).status == "stale"
+    late = tracker.apply(result(12, 1), now_ns=idle + 5 * 10**9)
+    assert (late.status, [a.state for a in late.alerts]) == ("restarted", ["detected"])
