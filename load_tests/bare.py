@@ -73,7 +73,7 @@ def run_bare(values: list[bytes], *, cloud_timing: bool) -> dict[str, Any]:
 def _time_edge(values: list[bytes], settings: Settings) -> dict[str, Any]:
     """One untimed warm-up batch, then every record through ``compute_batch`` in batches of
     ``edge_batch_max``: rate, CPU, routing paths and per-stage ms per window."""
-    from models.runtime import EdgeModel, Switcher
+    from models.runtime.onnx_models import EdgeModel, Switcher
     from streams.edge.inference import InboundMessage, compute_batch
 
     threads = settings.inference_threads
@@ -122,7 +122,7 @@ def _time_cloud_ms(values: list[bytes], settings: Settings) -> float:
     """The cloud model's ms per window on the decoded windows, in batches of
     ``cloud_batch_max`` (decoding not timed)."""
     import schemas
-    from models.runtime import CloudModel
+    from models.runtime.onnx_models import CloudModel
     from streams.core.video import decode_window
 
     cloud = CloudModel.load(settings.cloud_model_path, threads=settings.inference_threads)

@@ -361,7 +361,7 @@ class _Bench:
 def model_files(settings: Settings) -> dict[str, Any]:
     """Name, version, sha256 and trained_at of the three model files (metadata only), and
     whether the switcher was distilled from this edge/cloud pair (``fallwatch.pair``)."""
-    from models.metadata import parse_model, read_metadata
+    from models.runtime.metadata import parse_model, read_metadata
 
     out: dict[str, Any] = {}
     metas = {}
@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the run's topics and keys")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from models.errors import ModelsError
+    from models.runtime.errors import ModelsError
     from streams.core.errors import FallwatchError
 
     profile = QUICK if args.quick else DEFAULT

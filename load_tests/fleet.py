@@ -179,8 +179,8 @@ def build_pool(
     codec: str = "h264",
 ) -> WindowPool:
     """Render ``scenes`` synthetic scenes and encode every window once (CPU: ~2 s/scene)."""
+    from models.runtime.windows import WINDOW_FPS, WINDOW_S, cut_windows, window_label
     from models.synth import render_sequence
-    from models.windows import WINDOW_FPS, WINDOW_S, cut_windows, window_label
     from streams.core.video import encode_window
 
     if scenes < 1 or scene_s < WINDOW_S:

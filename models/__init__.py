@@ -1,8 +1,17 @@
-"""fallwatch ML package: runtime wrappers, preprocessing, training, DMD, evaluation.
+"""fallwatch ML package, one room per job (each subpackage's docstring is its map):
 
-Importing `models` does no work and needs only numpy/onnxruntime at run time;
-torch is imported only by training code (`models.nets`, `models.silhouette`,
-`models.export`, switcher training in `models.dmd`). `models` never imports
+- `models.runtime`: what `streams` imports at run time (ONNX wrappers, metadata,
+  preprocessing, windows and clips, errors, the pose pipeline and the pose-cloud
+  composite's runtime); numpy, PIL, PyAV, onnx and onnxruntime only;
+- `models.training`: the recipe, datasets, the nets and their training, export, DMD, the
+  zoo build (`python -m models.training.build_zoo`) and the pose models' build
+  (`python -m models.training.pose.convert`); PyTorch (the `train` extra);
+- `models.evaluation`: policies side by side, metrics, the model card, pose measurement;
+- `models.synth`: the procedural renderer of fall videos;
+- `models.cli`: `fallwatch train | distill | evaluate | synth`;
+- `models/zoo/`: the shipped model files; `zoo_path(role)` below names them.
+Dependencies point one way: training → evaluation → runtime; the renderer uses only the
+runtime's windows and clips. Importing `models` does no work; `models` never imports
 Kafka, Faust or Redis.
 """
 

@@ -6,7 +6,7 @@
 - train:    `fallwatch train --role edge|cloud --out M.onnx (--data DIR | --synth N)`
             trains on a labeled clip folder or on N synthetic clips, exports ONNX
             with metadata (PyTorch needed: `pip install fallwatch[train]`). Both models
-            (models.silhouette) learn their per-frame stage from the generator's
+            (models.training.silhouette) learn their per-frame stage from the generator's
             silhouettes and joints; on a folder of real footage, which has none, they keep
             a pretrained per-frame stage (`--segmenter`, default the zoo's
             `{role}_segmenter.npz`) and retrain only the temporal stage.
@@ -28,7 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from models import zoo_path
-from models.errors import ModelsError
+from models.runtime.errors import ModelsError
+from models.training.recipe import (
+    FULL,
+    ROLE_DECISION,
+    ROLE_HIDDEN,
+    ROLE_SEG_BATCH,
+    TRAIN_BASE,
+    VERSION,
+)
 
 __all__ = ["add_model_commands"]
 
@@ -43,12 +51,11 @@ def _rate(text: str) -> float:
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from models.build_zoo import FULL
-    from models.dataset import clip_seeds, folder_clipframes, synth_clipframes
-    from models.export import export_video_model
-    from models.metadata import ModelMeta
-    from models.nets import ExportWrapper, count_macs
-    from models.silhouette import (
+    from models.runtime.metadata import ModelMeta
+    from models.training.dataset import clip_seeds, folder_clipframes, synth_clipframes
+    from models.training.export import export_video_model
+    from models.training.nets import ExportWrapper, count_macs
+    from models.training.silhouette import (
         TARGET_STRIDE,
         SilhouetteConfig,
         edge_silhouette_spec,
@@ -75,9 +82,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                   silhouette_spec(), workers=args.workers,
                                   target_stride=TARGET_STRIDE)  # fmt: skip
     cfg = SilhouetteConfig(
-        seg_minutes=args.max_minutes or (5.0 if edge else 17.0), head_epochs=args.epochs,
-        width=args.width or (8 if edge else 16), hidden=16 if edge else 64,
-        seg_batch=64 if edge else 32, decision="window_errors" if edge else "clip_f1",
+        seg_minutes=args.max_minutes or (FULL.edge_seg_minutes if edge else FULL.cloud_seg_minutes),
+        head_epochs=args.epochs, width=args.width or (FULL.edge_width if edge else FULL.cloud_width),
+        hidden=ROLE_HIDDEN[role], seg_batch=ROLE_SEG_BATCH[role], decision=ROLE_DECISION[role],
         role=role, tta_flip=not edge and not args.no_tta, seed=args.seed, threads=args.threads,
         motion=not edge and (FULL.cloud_motion if args.motion is None else args.motion),
         heads=args.heads if args.heads is not None else (1 if edge else FULL.cloud_heads),
@@ -102,8 +109,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    from models.dataset import folder_pool_windows
-    from models.dmd import distill
+    from models.training.dataset import folder_pool_windows
+    from models.training.dmd import distill
 
     distill(args.edge, args.cloud, folder_pool_windows(args.data), args.out,
             offload_rate=args.offload_rate, seed=args.seed)  # fmt: skip
@@ -111,7 +118,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from models.evaluate import evaluate_folder
+    from models.evaluation.evaluate import evaluate_folder
 
     evaluate_folder(args.data, args.edge, args.cloud, args.switcher,
                     offload_rate=args.offload_rate, json_out=args.json, plot_out=args.plot,
@@ -147,8 +154,9 @@ def add_model_commands(subparsers: Any) -> None:
     p.add_argument("--preset", type=_preset, default="train",
                    help="synthetic preset (with --synth): train, heldout, demo or a *.json "
                         "preset file")  # fmt: skip
-    p.add_argument("--seed-data", type=int, default=1_000_000, help="synthetic base seed")
-    p.add_argument("--epochs", type=int, default=60, help="epochs of the temporal stage")
+    p.add_argument("--seed-data", type=int, default=TRAIN_BASE, help="synthetic base seed")
+    p.add_argument("--epochs", type=int, default=FULL.cloud_head_epochs,
+                   help="epochs of the temporal stage")  # fmt: skip
     p.add_argument("--width", type=int, default=None, help="channel width (edge 8, cloud 16)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="time budget of the per-frame stage (default edge 5, cloud 17)")
@@ -166,7 +174,7 @@ def add_model_commands(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, default=1, help="render processes (with --synth)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None)
-    p.add_argument("--version", default="0.1.0")
+    p.add_argument("--version", default=VERSION)
     p.set_defaults(handler=_guarded(_cmd_train))
 
     p = subparsers.add_parser(

@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fallwatch` script."""
-    from models.errors import ModelsError
+    from models.runtime.errors import ModelsError
     from streams.core.errors import FallwatchError, SettingsError
 
     parser = build_parser()

@@ -19,7 +19,7 @@ from typing import Any
 import onnx
 from onnx import TensorProto, helper
 
-from models.metadata import InputSpec, ModelMeta, stamp_metadata
+from models.runtime.metadata import InputSpec, ModelMeta, stamp_metadata
 
 __all__ = [
     "CONFIDENT_FALL",

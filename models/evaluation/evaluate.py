@@ -1,6 +1,6 @@
 """Evaluate every routing policy side by side on a labeled clip folder.
 
-Inputs: a clip folder (`labels.csv`, read with `models.clips.iter_windows`),
+Inputs: a clip folder (`labels.csv`, read with `models.runtime.clips.iter_windows`),
 the edge, cloud and switcher ONNX files, an offload rate (default: the
 switcher's calibrated target).
 Outputs: a printed table and a JSON dict (written with `--json`) with, per
@@ -22,7 +22,7 @@ switcher = features + inference; cloud = preprocess + inference (video
 decoding and window cutting excluded: every policy pays them). cost(policy) =
 edge_ms [+ switcher_ms for dmd] + offload_rate * cloud_ms; cost_vs_cloud =
 cost / cloud_ms.
-Failure modes: loading errors from `models.runtime`; `ValueError` for a folder
+Failure modes: loading errors from `models.runtime.onnx_models`; `ValueError` for a folder
 without windows or a rate outside [0, 1].
 """
 
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from models.metrics import (
+from models.evaluation.metrics import (
     F1Bootstrap,
     PolicyDecision,
     clip_f1_bootstrap,
@@ -50,7 +50,7 @@ from models.metrics import (
     oracle_policy,
     prf,
 )
-from models.runtime import CloudModel, EdgeModel, Switcher
+from models.runtime.onnx_models import CloudModel, EdgeModel, Switcher
 
 __all__ = [
     "ComputeTimes",
@@ -368,7 +368,7 @@ def evaluate_folder(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run everything on `folder`; print the table; write JSON/plot when asked."""
-    from models.clips import ClipFolder, iter_windows
+    from models.runtime.clips import ClipFolder, iter_windows
 
     if offload_rate is not None and not 0.0 <= offload_rate <= 1.0:
         raise ValueError(f"offload rate must be in [0, 1], got {offload_rate}")

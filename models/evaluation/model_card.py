@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from models.evaluate import format_table
+from models.evaluation.evaluate import format_table
 
 __all__ = ["write_model_card"]
 
@@ -101,7 +101,7 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
     lines = [
         "# fallwatch model zoo — model card",
         "",
-        f"Built {summary['finished_at']} by `python -m models.build_zoo` "
+        f"Built {summary['finished_at']} by `python -m models.training.build_zoo` "
         f"({'--quick' if cfg['train_clips'] < 200 else 'full'} config) in "
         f"**{summary['total_seconds'] / 60:.1f} min** on this machine "
         "(2 CPU cores shared with other jobs; see stage timings).",
@@ -111,7 +111,7 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         "| file | role | architecture | parameters | multiply-adds / window | measured ms / window |",
         "| --- | --- | --- | --- | --- | --- |",
         f"| edge.onnx | edge | 8 grey frames 48x64 (area resize, 4 fps); two stages in one graph "
-        f"(`models.silhouette`, the cloud's design scaled down): a per-frame encoder-decoder "
+        f"(`models.training.silhouette`, the cloud's design scaled down): a per-frame encoder-decoder "
         f"(width {e['width']}) predicts the person's silhouette and 9 joint heatmaps at 1/4 "
         f"resolution; their geometry, normalised per window, feeds three dilated 1D "
         f"convolutions over the 8 frames → mean+max pool (32-d embedding) → 2 classes "
@@ -139,7 +139,7 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         f"seeds `clip_seed(1000000, i)`, each passed through an in-memory H.264 round "
         f"trip at its own CRF, rendered once with the generator's per-frame truth (the main "
         f"person's visible silhouette and 9 joint positions): {train_data}. Windows of 16 "
-        f"frames at 8 fps (2 s), stride 1 s, labelled by `models.windows.window_label`; the "
+        f"frames at 8 fps (2 s), stride 1 s, labelled by `models.runtime.windows.window_label`; the "
         f"edge reads every other frame at a quarter of the pixels, area-averaged from the "
         f"same frames.",
         "- Stage A (per-frame perception, trained on the truth, no fall labels): silhouette "

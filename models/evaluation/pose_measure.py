@@ -1,6 +1,6 @@
 """How well the pose stage sees rendered people: detection rate, keypoint thresholds, holds.
 
-    python -m models.pose.measure [--clips 20] [--sizes 160x120,320x240,640x480] [--json F]
+    python -m models.evaluation.pose_measure [--clips 20] [--sizes 160x120,320x240,640x480] [--json F]
 
 Inputs: clips rendered by `models.synth` (preset `heldout` by default; 70 % falls, the
 rest everyday actions), each at every size (same seed, so the same scene), 8 fps; the
@@ -28,12 +28,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from models.pose import zoo_pose_path
-from models.pose.blazepose import BlazePoseModel
-from models.pose.metadata import COCO_KEYPOINTS
-from models.pose.multipose import MultiPoseModel
-from models.pose.results import F32, FramePoses
-from models.pose.tracker import TrackerConfig, track_window
+from models.runtime.pose import zoo_pose_path
+from models.runtime.pose.blazepose import BlazePoseModel
+from models.runtime.pose.metadata import COCO_KEYPOINTS
+from models.runtime.pose.multipose import MultiPoseModel
+from models.runtime.pose.results import F32, FramePoses
+from models.runtime.pose.tracker import TrackerConfig, track_window
 
 __all__ = ["BODY_PAIRS", "body_size", "main", "on_body", "truth_keypoints"]
 
@@ -235,7 +235,7 @@ def _size(text: str) -> tuple[int, int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.pose.measure", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m models.evaluation.pose_measure", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--sizes", default="160x120,320x240,640x480",

@@ -9,8 +9,8 @@ Outputs: ``ClipFolder`` iterates ``ClipRecord``s; ``read_clip`` gives RGB uint8 
 ``(clip_index, start_s, window [16, H, W, 3], window_label | None)``.
 
 Guarantees: frames keep their native resolution (models resize in preprocessing); time is
-resampled to 8 fps by ``models.windows.cut_windows``; a window's label comes from
-``models.windows.window_label`` when the fall's timing is known, is 0 for ``no_fall``
+resampled to 8 fps by ``models.runtime.windows.cut_windows``; a window's label comes from
+``models.runtime.windows.window_label`` when the fall's timing is known, is 0 for ``no_fall``
 clips and ``None`` for a fall clip without timing. When only ``fall_start_s`` is given,
 ``fall_end_s = fall_start_s + 1.0``. Failure modes: ``ClipFolderError`` for a missing or
 malformed ``labels.csv`` (message names the file, line and problem); ``ClipReadError`` for
@@ -32,8 +32,8 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
-from models.errors import ModelsError
-from models.windows import LABELS, WINDOW_S, cut_windows, window_label
+from models.runtime.errors import ModelsError
+from models.runtime.windows import LABELS, WINDOW_S, cut_windows, window_label
 
 # Colour conversion (swscale) on the calling thread only, for every decode and encode in the
 # project (clip files, synthetic clips, window payloads, camera frames). PyAV's default lets

@@ -29,13 +29,13 @@ class ModelLoadError(ModelsError):
 
 
 class ModelMetadataError(ModelLoadError):
-    """Raised by `models.metadata` when a model's `fallwatch.*` metadata is
+    """Raised by `models.runtime.metadata` when a model's `fallwatch.*` metadata is
     missing or malformed (e.g. not JSON, wrong role). Operator: the file was not
-    produced by `models.export`; re-export it with metadata."""
+    produced by `models.training.export`; re-export it with metadata."""
 
 
 class WindowError(ModelsError):
-    """Raised by `models.preprocess` when a window is not a uint8 `[T,H,W,3]`
+    """Raised by `models.runtime.preprocess` when a window is not a uint8 `[T,H,W,3]`
     array (wrong dtype, rank, channel count or empty). Callers treat the window
     as poison input: dead-letter it and continue."""
 

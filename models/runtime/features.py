@@ -1,7 +1,7 @@
 """Switcher input features, built in numpy from what the edge model emits.
 
 Inputs: edge `probs [N,2]`, `embedding [N,D]` (D may be 0), `stats [N,k]` (columns
-named by `models.preprocess.STAT_NAMES`) and a list of feature names.
+named by `models.runtime.preprocess.STAT_NAMES`) and a list of feature names.
 Output: float32 `[N,F]` in exactly the order of the names, so a switcher's
 `fallwatch.features` metadata fully determines its input.
 Names: `p_fall`, `confidence` (max prob), `entropy` (nats), `margin` (|p1-p0|),
@@ -17,8 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from models.errors import InferenceError
-from models.preprocess import STAT_NAMES
+from models.runtime.errors import InferenceError
+from models.runtime.preprocess import STAT_NAMES
 
 __all__ = ["PROB_FEATURES", "build_features", "default_feature_names", "feature_columns"]
 

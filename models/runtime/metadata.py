@@ -23,7 +23,7 @@ from typing import Any, Literal, cast
 
 import onnx
 
-from models.errors import ModelLoadError, ModelMetadataError
+from models.runtime.errors import ModelLoadError, ModelMetadataError
 
 __all__ = [
     "PREFIX",

@@ -8,7 +8,7 @@
     switcher.threshold; switcher.offload(out) -> [N] bool
     switcher.check_edge(edge)                   # ModelLoadError if distilled for another edge
     cloud = CloudModel.load(path, threads=1); cloud.predict(windows).probs
-    (a cloud file naming a pose pipeline loads as models.cloud_pose.PoseCloudModel:
+    (a cloud file naming a pose pipeline loads as models.runtime.cloud_pose.pipeline.PoseCloudModel:
     pose ONNX per frame → tracker → track classifier ONNX; same predict contract)
 
 Guarantees: only numpy, onnx (protobuf parsing for metadata/sha256) and
@@ -17,7 +17,7 @@ onnxruntime are imported; sessions run on the CPU provider with
 `load` checks the file's sha256 against a pinned digest when one is given, then role,
 embedded sha256, input/output names, and runs one warm-up inference so a broken or
 swapped file fails at start-up, not on the first message. Preprocessing is
-driven by the file's `fallwatch.input` (models.preprocess).
+driven by the file's `fallwatch.input` (models.runtime.preprocess).
 Failure modes: `ModelLoadError` (missing/corrupt file, sha mismatch, file sha256 not
 the pinned one, wrong role,
 graph without the contract's inputs/outputs, a switcher distilled for another edge
@@ -37,9 +37,9 @@ from typing import ClassVar, Self, cast
 import numpy as np
 import onnxruntime as ort
 
-from models.errors import InferenceError, ModelLoadError
-from models.features import build_features
-from models.metadata import (
+from models.runtime.errors import InferenceError, ModelLoadError
+from models.runtime.features import build_features
+from models.runtime.metadata import (
     PREFIX,
     InputSpec,
     ModelMeta,
@@ -47,7 +47,7 @@ from models.metadata import (
     read_metadata,
     verify_sha256,
 )
-from models.preprocess import frame_stats, to_model_input
+from models.runtime.preprocess import frame_stats, to_model_input
 
 __all__ = [
     "CloudModel",
@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-# A cloud file carrying this key is the classifier of a pose pipeline (models.cloud_pose).
+# A cloud file carrying this key is the classifier of a pose pipeline (models.training.cloud_pose).
 POSE_PIPELINE_KEY = PREFIX + "pose_pipeline"
 
 
@@ -241,10 +241,10 @@ class CloudModel(_VideoModel):
     @classmethod
     def from_bytes(cls, data: bytes, threads: int = 1, source: str = "<bytes>") -> Self:
         """Load a cloud file; one that names a pose pipeline (`fallwatch.pose_pipeline`)
-        loads as `models.cloud_pose.runtime.PoseCloudModel` (its pose file is resolved
+        loads as `models.runtime.cloud_pose.pipeline.PoseCloudModel` (its pose file is resolved
         relative to `source`), any other as the single-ONNX video model."""
         if cls is CloudModel and POSE_PIPELINE_KEY in read_metadata(parse_model(data)).extra:
-            from models.cloud_pose.runtime import PoseCloudModel  # imports this module
+            from models.runtime.cloud_pose.pipeline import PoseCloudModel  # imports this module
 
             return cast(Self, PoseCloudModel.from_bytes(data, threads=threads, source=source))
         return super().from_bytes(data, threads=threads, source=source)

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from models.errors import WindowError
-from models.metadata import InputSpec
+from models.runtime.errors import WindowError
+from models.runtime.metadata import InputSpec
 
 __all__ = [
     "STAT_NAMES",

@@ -18,8 +18,8 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
-from models.clips import SWS_THREADS, read_clip
-from models.errors import ModelsError
+from models.runtime.clips import SWS_THREADS, read_clip
+from models.runtime.errors import ModelsError
 
 __all__ = ["SynthCodecError", "codec_round_trip", "encode_mp4"]
 

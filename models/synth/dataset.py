@@ -5,7 +5,7 @@ worker count. Clip ``i`` is rendered from ``clip_seed(seed, start_index + i)``.
 Outputs:
 - ``write_dataset``: ``out/clips/NNNNN.mp4`` (H.264, yuv420p, per-clip random CRF) and
   ``out/labels.csv`` with ``file,label,action,fall_start_s,fall_end_s`` (a clip folder
-  ``models.clips.ClipFolder`` reads).
+  ``models.runtime.clips.ClipFolder`` reads).
 - ``iter_clip_windows``: per clip, in order, ``(ClipMeta, [(start_s, window, label)])``
   where windows are ``[16, H, W, 3]`` uint8 read-only views of the clip's frames; only a
   few clips are in flight at a time.
@@ -32,10 +32,10 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from models.clips import read_clip
+from models.runtime.clips import read_clip
+from models.runtime.windows import WINDOW_S, cut_windows, window_label
 from models.synth.clip import ClipMeta, render_clip
 from models.synth.codec import encode_mp4
-from models.windows import WINDOW_S, cut_windows, window_label
 
 __all__ = [
     "LABELS_COLUMNS",

@@ -1,6 +1,6 @@
 """`make models`: rebuild the whole model zoo from scratch and evaluate it.
 
-Run: `python -m models.build_zoo --out models/zoo [--quick] [--heldout-dir data/heldout]`.
+Run: `python -m models.training.build_zoo --out models/zoo [--quick] [--heldout-dir data/heldout]`.
 Stages (each timed and printed):
 1. render train clips (preset "train" or `--train-preset`, seeds TRAIN_BASE + i);
 2. train the edge model, export `edge.onnx`;
@@ -33,72 +33,31 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from models.synth.presets import get_preset, preset_arg, preset_json
+from models.synth.presets import preset_arg
+from models.training.frames_cache import render_train_frames
+from models.training.recipe import (
+    FRESH_BASE,
+    FULL,
+    HELDOUT_SEED,
+    POOL_BASE,
+    QUICK,
+    ROLE_DECISION,
+    ROLE_HIDDEN,
+    ROLE_SEG_BATCH,
+    VERSION,
+    BuildConfig,
+)
 
-__all__ = ["FULL", "QUICK", "BuildConfig", "build", "main", "render_train_frames",
-           "train_cache_key"]
+__all__ = ["build", "main"]
 
 log = logging.getLogger(__name__)
-
-TRAIN_BASE = 1_000_000
-POOL_BASE = 2_000_000
-FRESH_BASE = 3_000_000
-HELDOUT_SEED = 4_000_000
-VERSION = "0.1.0"
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    train_clips: int = 1000
-    pool_clips: int = 1000
-    fresh_pool_clips: int = 100
-    heldout_clips: int = 320
-    # Both video models are two-stage (models.silhouette): stage A, the per-frame
-    # perception, has a time budget; stage B, the temporal head on cached per-frame
-    # features, runs a fixed number of epochs.
-    edge_seg_minutes: float = 5.0
-    edge_head_epochs: int = 60
-    edge_width: int = 8
-    edge_hidden: int = 16  # 32-d embedding for the switcher
-    cloud_seg_minutes: float = 17.0
-    cloud_head_epochs: int = 60
-    cloud_width: int = 16
-    cloud_tta_flip: bool = True  # the cloud averages each window with its mirror image
-    # Temporal heads of the cloud, fitted one after another on the same features and
-    # averaged: on the shipped segmenter, single heads scored held-out clip F1 0.78-0.84 by
-    # head seed alone, three averaged 0.85 (docs/MODEL_EXPERIMENTS.md, session 8).
-    cloud_heads: int = 5
-    # Share of the cloud segmenter's training frames whose background is replaced
-    # (models.silhouette._swap_background); 0 turns it off.
-    cloud_bg_swap: float = 0.0
-    # The cloud's segmenter also sees each frame minus its window's mean
-    # (models.silhouette.with_motion): held-out joints > 3 cells off 30-32 % -> 26-28 %,
-    # cloud window F1 0.643 -> 0.698 with the edge kept (docs/MODEL_EXPERIMENTS.md, session 7).
-    cloud_motion: bool = True
-    offload_rate: float = 0.2
-    workers: int = 2
-    train_threads: int = 2
-    seed: int = 0
-    codec: bool = True
-    # Preset of the training clips, the DMD pool and the fresh pool: a built-in name or a
-    # *.json preset file (models.synth.presets; docs/PRESET_FILES.md) for one's own cameras.
-    train_preset: str = "train"
-
-
-FULL = BuildConfig()
-QUICK = BuildConfig(
-    train_clips=60, pool_clips=30, fresh_pool_clips=20, heldout_clips=40, edge_seg_minutes=0.5,
-    edge_head_epochs=5, edge_width=4, cloud_seg_minutes=1.0, cloud_head_epochs=5, cloud_width=8,
-    cloud_heads=2,
-)  # fmt: skip
-
 
 class StageTimer:
     """Times named stages and prints each as it finishes."""
@@ -123,7 +82,7 @@ class StageTimer:
 
 
 def _seeds(base: int, n: int) -> list[int]:
-    from models.dataset import clip_seeds
+    from models.training.dataset import clip_seeds
 
     return clip_seeds(base, n)
 
@@ -184,7 +143,7 @@ def _model_info_from_onnx(path: Path) -> dict[str, Any]:
     """What the model card needs, recovered from a zoo file (when resuming a build)."""
     import onnx
 
-    from models.metadata import read_metadata
+    from models.runtime.metadata import read_metadata
 
     model = onnx.load(str(path))
     meta = read_metadata(model)
@@ -197,7 +156,7 @@ def _model_info_from_onnx(path: Path) -> dict[str, Any]:
 
 
 def _dmd_info_from_onnx(path: Path) -> dict[str, Any]:
-    from models.runtime import Switcher
+    from models.runtime.onnx_models import Switcher
 
     sw = Switcher.load(path)
     info = sw.meta.extra_json("dmd") or {}
@@ -219,7 +178,7 @@ def build(
     note: str = "",
 ) -> dict[str, Any]:  # fmt: skip
     """Run all stages (or those from `resume_from` on); returns the build summary."""
-    from models.model_card import write_model_card
+    from models.evaluation.model_card import write_model_card
 
     out.mkdir(parents=True, exist_ok=True)
     timer = StageTimer()
@@ -251,7 +210,7 @@ def build(
     summary["heldout_dir"] = str(heldout_dir)
     summary["heldout_source"] = "folder" if _users_folder(heldout_dir) else "synthetic"
     summary["note"] = note
-    frames: Any = None  # models.dataset.ClipFrames, imported lazily with the train extra
+    frames: Any = None  # models.training.dataset.ClipFrames, imported lazily with the train extra
     if start <= STAGES.index("cloud"):
         with timer.stage("1 render train clips"):
             frames = render_train_frames(cfg, progress, cache_dir)
@@ -280,7 +239,7 @@ def build(
         with timer.stage("6 render held-out clip folder"):
             _prepare_heldout(heldout_dir, cfg)
     with timer.stage("7 evaluate on held-out"):
-        from models.evaluate import evaluate_folder
+        from models.evaluation.evaluate import evaluate_folder
 
         report = evaluate_folder(heldout_dir, out / "edge.onnx", out / "cloud.onnx",
                                  out / "switcher.onnx", json_out=out / "evaluation.json",
@@ -297,66 +256,6 @@ def build(
     return summary
 
 
-def _data_code_version(root: Path | None = None) -> str:
-    """sha256 (12 hex) of the code that decides what a cached training window holds: the
-    generator, windowing, clip decoding, preprocessing and dataset assembly.
-    Part of the cache key, so changing any of them re-renders instead of reusing stale arrays."""
-    import hashlib
-
-    root = Path(__file__).resolve().parent if root is None else root
-    files = sorted((root / "synth").glob("*.py")) + [
-        root / name
-        for name in ("windows.py", "clips.py", "preprocess.py", "dataset.py")
-    ]
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def train_cache_key(cfg: BuildConfig) -> tuple[str, str]:
-    """The training frames' cache key (16 hex) and the JSON it hashes: clip count, seeds,
-    codec, the generator's code, the input spec and every range of the train preset, so a
-    changed preset file re-renders instead of reusing another preset's frames."""
-    import hashlib
-
-    from models.silhouette import TARGET_STRIDE, silhouette_spec
-
-    key_src = json.dumps({"n": cfg.train_clips, "base": TRAIN_BASE, "codec": cfg.codec,
-                          "code": _data_code_version(), "spec": silhouette_spec().to_json(),
-                          "stride": TARGET_STRIDE,
-                          "preset": preset_json(get_preset(cfg.train_preset))},
-                         sort_keys=True)  # fmt: skip
-    return hashlib.sha256(key_src.encode()).hexdigest()[:16], key_src
-
-
-def render_train_frames(cfg: BuildConfig, progress: bool, cache_dir: Path | None) -> Any:
-    """Render the training clips once for both models: every frame at the cloud's size with
-    the generator's silhouettes and joints (`models.dataset.ClipFrames`; the edge's inputs
-    are area-averaged from them), or load them from `cache_dir` when rendered before with
-    exactly the same settings (plain .npy arrays, no pickle). Returns the ClipFrames."""
-    from models.dataset import FRAME_FIELDS, ClipFrames, synth_clipframes
-    from models.silhouette import TARGET_STRIDE, silhouette_spec
-
-    spec = silhouette_spec()
-    key, key_src = train_cache_key(cfg)
-    folder = cache_dir / f"train-{key}" if cache_dir else None
-    if folder is not None and (folder / "done").exists():
-        print(f"[build] train frames loaded from cache {folder}")
-        return ClipFrames(*(np.load(folder / f"frames_{f}.npy", allow_pickle=False)
-                            for f in FRAME_FIELDS))  # fmt: skip
-    frames = synth_clipframes(_seeds(TRAIN_BASE, cfg.train_clips), cfg.train_preset, spec,
-                              workers=cfg.workers, codec=cfg.codec, target_stride=TARGET_STRIDE,
-                              progress=progress)  # fmt: skip
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        for f in FRAME_FIELDS:
-            np.save(folder / f"frames_{f}.npy", getattr(frames, f), allow_pickle=False)
-        (folder / "key.json").write_text(key_src)
-        (folder / "done").write_text("ok")
-    return frames
-
-
 def _train_role(
     role: Literal["edge", "cloud"], frames: Any, cfg: BuildConfig, out: Path, progress: bool
 ) -> dict[str, Any]:
@@ -364,10 +263,10 @@ def _train_role(
     stage's weights `{role}_segmenter.npz` (for head-only retraining on real footage)."""
     import torch
 
-    from models.export import export_video_model
-    from models.metadata import ModelMeta
-    from models.nets import ExportWrapper, count_macs
-    from models.silhouette import (
+    from models.runtime.metadata import ModelMeta
+    from models.training.export import export_video_model
+    from models.training.nets import ExportWrapper, count_macs
+    from models.training.silhouette import (
         SilhouetteConfig,
         edge_silhouette_spec,
         save_segmenter,
@@ -381,8 +280,8 @@ def _train_role(
         seg_minutes=cfg.edge_seg_minutes if edge else cfg.cloud_seg_minutes,
         head_epochs=cfg.edge_head_epochs if edge else cfg.cloud_head_epochs,
         width=cfg.edge_width if edge else cfg.cloud_width,
-        hidden=cfg.edge_hidden if edge else 64, seg_batch=64 if edge else 32,
-        decision="window_errors" if edge else "clip_f1", role=role,
+        hidden=cfg.edge_hidden if edge else ROLE_HIDDEN[role], seg_batch=ROLE_SEG_BATCH[role],
+        decision=ROLE_DECISION[role], role=role,
         tta_flip=False if edge else cfg.cloud_tta_flip, heads=1 if edge else cfg.cloud_heads,
         bg_swap=0.0 if edge else cfg.cloud_bg_swap, motion=not edge and cfg.cloud_motion,
         seed=cfg.seed, threads=cfg.train_threads, progress=progress,
@@ -416,8 +315,8 @@ def _train_role(
 
 
 def _distil(cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
-    from models.dataset import synth_pool_windows
-    from models.dmd import distill
+    from models.training.dataset import synth_pool_windows
+    from models.training.dmd import distill
 
     rep = distill(
         out / "edge.onnx", out / "cloud.onnx",
@@ -432,8 +331,8 @@ def _distil(cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
 
 
 def _fresh_check(cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
-    from models.dataset import synth_pool_windows
-    from models.runtime import EdgeModel, Switcher
+    from models.runtime.onnx_models import EdgeModel, Switcher
+    from models.training.dataset import synth_pool_windows
 
     edge = EdgeModel.load(out / "edge.onnx")
     switcher = Switcher.load(out / "switcher.onnx")
@@ -467,7 +366,7 @@ def _now() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.build_zoo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m models.training.build_zoo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("models/zoo"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes")
@@ -525,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.card_only:
-        from models.model_card import write_model_card
+        from models.evaluation.model_card import write_model_card
 
         summary = json.loads((args.out / "build_summary.json").read_text())
         report = json.loads((args.out / "evaluation.json").read_text())

@@ -1,14 +1,14 @@
 """Model-ready training/pool data from the synthetic generator or a clip folder.
 
 Inputs: clip seeds + a preset (synthetic, `models.synth`) or a labeled clip
-folder (`models.clips`), and the input spec the frames are sized to.
+folder (`models.runtime.clips`), and the input spec the frames are sized to.
 Outputs:
 - `synth_clipframes` / `folder_clipframes`: a `ClipFrames`: every frame of every clip
   once at the spec's size, the windows as frame ranges with their labels
-  (`models.windows.window_label`), and for synthetic clips the generator's per-frame
+  (`models.runtime.windows.window_label`), and for synthetic clips the generator's per-frame
   truth (the main person's silhouette and joint positions, as target maps at
   1/`target_stride` resolution): the training data of both video models
-  (`models.silhouette`);
+  (`models.training.silhouette`);
 - `synth_pool_windows` / `folder_pool_windows`: UNLABELED canonical windows
   (uint8 `[16,H,W,3]`) for DMD — labels are dropped inside the generator, never
   returned.
@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.errors import TrainingError
-from models.metadata import InputSpec
-from models.preprocess import to_model_uint8
-from models.windows import WINDOW_S, cut_windows, window_label
+from models.runtime.errors import TrainingError
+from models.runtime.metadata import InputSpec
+from models.runtime.preprocess import to_model_uint8
+from models.runtime.windows import WINDOW_S, cut_windows, window_label
 
 __all__ = [
     "FRAME_FIELDS",
@@ -109,7 +109,7 @@ def _clip_frames(frames: np.ndarray, fps: float, masks: np.ndarray, joints_uv: n
     """One clip → (frames uint8 [T,3,H,W], targets [T,2,h,w], first frame of each window)."""
     from dataclasses import replace
 
-    from models.windows import window_indices
+    from models.runtime.windows import window_indices
 
     t = len(frames)
     x = to_model_uint8(frames, replace(spec, frames=t)).transpose(1, 0, 2, 3)
@@ -223,8 +223,8 @@ def folder_clipframes(
     """
     from dataclasses import replace
 
-    from models.clips import ClipFolder, read_clip
-    from models.windows import WINDOW_FPS, resample_frames, window_indices
+    from models.runtime.clips import ClipFolder, read_clip
+    from models.runtime.windows import WINDOW_FPS, resample_frames, window_indices
 
     xs, fclip, firsts, ys, clips, cls = [], [], [], [], [], []
     offset = 0
@@ -262,7 +262,7 @@ def folder_pool_windows(folder: Path, *, progress: bool = True) -> Iterator[np.n
     With a `labels.csv` the folder's own clip list is used (labels are dropped
     here); without one, every video file under the folder is read.
     """
-    from models.clips import iter_windows, read_clip
+    from models.runtime.clips import iter_windows, read_clip
 
     if (folder / "labels.csv").exists():
         for _cid, _start, win, _label in tqdm(iter_windows(folder), desc="pool", unit="win",

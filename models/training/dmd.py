@@ -6,7 +6,7 @@ windows (uint8 `[T,H,W,3]`). No function here accepts labels: ground truth
 cannot reach the switcher or its threshold.
 Steps:
 1. `generate_pairs`: run both models on every pool window; switcher features
-   from the edge output (`models.features`; embedding columns only when the edge
+   from the edge output (`models.runtime.features`; embedding columns only when the edge
    emits one); target = edge and cloud disagree (argmax).
 2. Split the pool (seeded, by position): `1 - calib_fraction` trains the switcher
    MLP (`train_switcher`, torch imported lazily), `calib_fraction` calibrates.
@@ -19,7 +19,7 @@ identical switchers. If the two models never (or always) disagree on the pool,
 the soft disagreement |p_fall(edge) - p_fall(cloud)| is used as the target
 instead and `fallwatch.dmd` records it.
 Failure modes: `TrainingError` for an empty pool; `CalibrationError` for a rate
-outside (0, 1); model loading errors from `models.runtime`.
+outside (0, 1); model loading errors from `models.runtime.onnx_models`.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from models.errors import CalibrationError, TrainingError
-from models.features import build_features, default_feature_names
-from models.metadata import ModelMeta
-from models.runtime import CloudModel, EdgeModel, Switcher
+from models.runtime.errors import CalibrationError, TrainingError
+from models.runtime.features import build_features, default_feature_names
+from models.runtime.metadata import ModelMeta
+from models.runtime.onnx_models import CloudModel, EdgeModel, Switcher
 
 if TYPE_CHECKING:
-    from models.nets import SwitcherNet
+    from models.training.nets import SwitcherNet
 
 __all__ = [
     "CALIBRATION_RATES",
@@ -147,7 +147,7 @@ def train_switcher(
     import torch
     import torch.nn.functional as F
 
-    from models.nets import SwitcherNet
+    from models.training.nets import SwitcherNet
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
@@ -231,7 +231,7 @@ def distill(
     switcher_epochs: int = 80,
 ) -> DistillReport:
     """Whole DMD pipeline on unlabeled windows → `out` (switcher.onnx); see module docstring."""
-    from models.export import export_switcher
+    from models.training.export import export_switcher
 
     if not 0.0 < offload_rate < 1.0:
         raise CalibrationError(f"offload rate must be in (0, 1), got {offload_rate}")

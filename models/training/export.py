@@ -24,10 +24,10 @@ import onnx
 import torch
 from torch import nn
 
-from models.errors import TrainingError
-from models.metadata import ModelMeta, read_metadata, stamp_metadata
-from models.nets import ExportWrapper, SwitcherNet
-from models.runtime import make_session
+from models.runtime.errors import TrainingError
+from models.runtime.metadata import ModelMeta, read_metadata, stamp_metadata
+from models.runtime.onnx_models import make_session
+from models.training.nets import ExportWrapper, SwitcherNet
 
 __all__ = ["check_agreement", "export_switcher", "export_video_model", "write_model_atomic"]
 

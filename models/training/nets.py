@@ -1,7 +1,7 @@
 """The switcher network and the export helpers (PyTorch, training only).
 
 Imported only by training/export code; the runtime never imports torch.
-- The edge and cloud nets are `models.silhouette.SilhouetteNet` (per-frame perception +
+- The edge and cloud nets are `models.training.silhouette.SilhouetteNet` (per-frame perception +
   temporal classifier, trained in two stages); their `fall_bias` buffer moves the
   decision threshold chosen on the labeled validation split into the model, so argmax
   everywhere means the calibrated decision.

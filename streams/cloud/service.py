@@ -156,7 +156,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run the cloud worker until `stop` is set (the async core of `run_cloud_worker`)."""
     from aiokafka.errors import KafkaError
 
-    from models.runtime import CloudModel, verify_file_sha256
+    from models.runtime.onnx_models import CloudModel, verify_file_sha256
     from streams.core.metrics import preinitialize
     from streams.kafka.topics import ensure_topics
 

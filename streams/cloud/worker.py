@@ -201,7 +201,7 @@ class CloudWorker:
         self, items: list[DecodedOffload]
     ) -> tuple[list[tuple[DecodedOffload, float]], list[tuple[DecodedOffload, BaseException]]]:
         """Batch inference; if the batch fails, isolate the windows the model rejects."""
-        from models.errors import InferenceError, ModelsError
+        from models.runtime.errors import InferenceError, ModelsError
 
         if not items:
             return [], []

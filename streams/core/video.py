@@ -45,7 +45,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from models.clips import SWS_THREADS
+from models.runtime.clips import SWS_THREADS
 from schemas.records import CODECS, MAX_DIMENSION
 from streams.core.errors import MessageTooLargeError, WindowDecodeError, WindowDimensionsError
 

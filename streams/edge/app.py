@@ -197,7 +197,7 @@ def run_edge_worker(settings: Settings) -> None:
     (TopicSetupError if the broker refuses), then runs a ``faust.Worker``. Returns normally after a clean stop; raises ``EdgeWorkerCrashedError``
     when the worker stopped because of a fatal error.
     """
-    from models.runtime import verify_file_sha256
+    from models.runtime.onnx_models import verify_file_sha256
     from streams.kafka.topics import ensure_topics
 
     settings.log_summary(log)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import schemas
-from models.errors import InferenceError, ModelsError
+from models.runtime.errors import InferenceError, ModelsError
 from schemas.records import FrameWindow, RecordValueError, parse_frame_window
 from streams.core.errors import (
     MessageSchemaError,
@@ -40,7 +40,7 @@ from streams.edge.routing import RoutingDecision, route_window
 if TYPE_CHECKING:
     from faust.types import EventT
 
-    from models.runtime import EdgeModel, Switcher
+    from models.runtime.onnx_models import EdgeModel, Switcher
     from streams.core.settings import Settings
 
 __all__ = [

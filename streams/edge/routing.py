@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from models.windows import LABELS
+from models.runtime.windows import LABELS
 
 __all__ = [
     "FALL",

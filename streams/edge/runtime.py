@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     import faust
     from redis.asyncio import Redis
 
-    from models.runtime import EdgeModel, Switcher
+    from models.runtime.onnx_models import EdgeModel, Switcher
     from streams.edge.inference import InboundMessage
     from streams.events.state import PendingOffloads
     from streams.events.tracker import EventTracker
@@ -163,7 +163,7 @@ class EdgeRuntime:
         self._started = False
 
     def _load_models(self) -> None:
-        from models.runtime import EdgeModel, Switcher
+        from models.runtime.onnx_models import EdgeModel, Switcher
 
         s = self.settings
         threads = s.inference_threads

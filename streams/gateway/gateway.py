@@ -50,7 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import schemas
-from models.clips import SWS_THREADS
+from models.runtime.clips import SWS_THREADS
 from schemas.records import MAX_SEQ, FrameWindow, RecordValueError, check_stream_id
 from streams.core.errors import FallwatchError
 from streams.core.settings import Settings
@@ -310,7 +310,7 @@ class Gateway:
         (stream time at which a finite source ends) lets the last frames complete a
         window exactly as `cut_windows` would.
         """
-        from models.windows import window_label
+        from models.runtime.windows import window_label
 
         opts = self.options
         stop = stop or threading.Event()

@@ -223,9 +223,9 @@ def test_zoo_models_route_every_window_of_a_rendered_clip(
     rig_factory: Callable[..., EdgeRig],
 ) -> None:
     from models import zoo_path
-    from models.metadata import parse_model, read_metadata
+    from models.runtime.metadata import parse_model, read_metadata
+    from models.runtime.windows import cut_windows
     from models.synth import render_clip
-    from models.windows import cut_windows
     from streams.core.video import encode_window
 
     if not zoo_path("edge").exists() or not zoo_path("switcher").exists():

@@ -1,6 +1,6 @@
 """Pose tracks → the classifier's per-track, per-frame features (numpy only).
 
-Inputs: a `models.pose.results.WindowTracks` (tracks of one window, T frames, coordinates
+Inputs: a `models.runtime.pose.results.WindowTracks` (tracks of one window, T frames, coordinates
 in source pixels of a `width` x `height` frame).
 Outputs: `window_features(tracks, max_tracks)` → float32 `[K, T, F]` with
 `F = len(FEATURE_NAMES)`; row k is track k (most frames present first, at most
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.pose.results import F32, PoseTrack, WindowTracks
+from models.runtime.pose.results import F32, PoseTrack, WindowTracks
 
 __all__ = [
     "FEATURE_NAMES",

@@ -12,10 +12,10 @@ settings (long side, minimum person score), the tracker settings, K and the feat
 names. `fallwatch.input` says what a window is expected to be (16 frames at 8 fps,
 320x240); a window of another size still works.
 With `fusion` in the pipeline metadata, `predict` also runs the pixel cloud file named
-there (sha256 checked) and returns the fused probabilities (`models.cloud_pose.fusion`).
+there (sha256 checked) and returns the fused probabilities (`models.training.cloud_pose.fusion`).
 Stages (`predict`): `preprocess` = pose per distinct frame of the batch (frames shared
-by overlapping windows of one batch are estimated once), `models.pose.track_window`
-per window, `models.cloud_pose.features.window_features`; `infer` = the classifier.
+by overlapping windows of one batch are estimated once), `models.runtime.pose.track_window`
+per window, `models.runtime.cloud_pose.features.window_features`; `infer` = the classifier.
 Guarantees: onnxruntime, numpy, PIL only (no torch); `load` checks the classifier's
 sha256, its role, the pose file's own sha256 AND that it is the one the classifier was
 trained with, then warms both up.
@@ -36,14 +36,14 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from models.cloud_pose.features import FEATURE_NAMES, window_features
-from models.errors import ModelLoadError
-from models.metadata import ModelMeta
-from models.pose.multipose import MultiPoseModel
-from models.pose.results import FramePoses
-from models.pose.tracker import TrackerConfig, track_window
-from models.preprocess import check_window, temporal_indices
-from models.runtime import POSE_PIPELINE_KEY, CloudModel, CloudOutput
+from models.runtime.cloud_pose.features import FEATURE_NAMES, window_features
+from models.runtime.errors import ModelLoadError
+from models.runtime.metadata import ModelMeta
+from models.runtime.onnx_models import POSE_PIPELINE_KEY, CloudModel, CloudOutput
+from models.runtime.pose.multipose import MultiPoseModel
+from models.runtime.pose.results import FramePoses
+from models.runtime.pose.tracker import TrackerConfig, track_window
+from models.runtime.preprocess import check_window, temporal_indices
 
 __all__ = ["PIPELINE_KEY", "PoseCloudModel", "PosePipelineSpec", "is_pose_pipeline", "logit"]
 
@@ -73,7 +73,7 @@ class PosePipelineSpec:
     max_tracks: int
     features: tuple[str, ...] = FEATURE_NAMES
     tracker: dict[str, Any] = field(default_factory=lambda: asdict(TrackerConfig()))
-    # Late fusion with a pixel cloud (models.cloud_pose.fusion): pixel_file (relative),
+    # Late fusion with a pixel cloud (models.training.cloud_pose.fusion): pixel_file (relative),
     # pixel_sha256, pose_weight, pixel_weight, bias; None = the pose cloud alone.
     fusion: dict[str, Any] | None = None
 
@@ -179,7 +179,7 @@ class PoseCloudModel(CloudModel):
         return CloudOutput(probs=self._run(x.astype(np.float32))["probs"].astype(np.float32))
 
     def fuse(self, pose: CloudOutput, pixel: CloudOutput) -> CloudOutput:
-        """The fused probabilities (see `models.cloud_pose.fusion`)."""
+        """The fused probabilities (see `models.training.cloud_pose.fusion`)."""
         f = self.pipeline.fusion
         assert f is not None
         z = (float(f["pose_weight"]) * logit(pose.p_fall)

@@ -8,8 +8,8 @@ Public API (numpy, PIL, onnx and onnxruntime only; no TensorFlow, no TFLite runt
 - ``track_window(poses, config)`` -> ``WindowTracks`` (per-person ``[T,17,3]`` keypoints,
   ``[T,4]`` boxes, ``seen``/``held`` masks), ``TrackerConfig``
 - ``zoo_pose_path(name)``: where ``make pose-models`` writes a model
-- ``COCO_KEYPOINTS``, ``read_pose_metadata``; the build (``models.pose.convert``) and the
-  render measurement (``models.pose.measure``) are not imported here.
+- ``COCO_KEYPOINTS``, ``read_pose_metadata``; the build (``models.training.pose.convert``) and the
+  render measurement (``models.evaluation.pose_measure``) are not imported here.
 
 Importing this package does no work.
 """
@@ -18,11 +18,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.pose.blazepose import BlazePoseModel
-from models.pose.metadata import COCO_KEYPOINTS, PoseInputSpec, PoseModelMeta, read_pose_metadata
-from models.pose.multipose import MultiPoseModel
-from models.pose.results import FramePoses, PoseTimings, PoseTrack, WindowTracks
-from models.pose.tracker import TrackerConfig, track_window
+from models import ZOO_DIR
+from models.runtime.pose.blazepose import BlazePoseModel
+from models.runtime.pose.metadata import (
+    COCO_KEYPOINTS,
+    PoseInputSpec,
+    PoseModelMeta,
+    read_pose_metadata,
+)
+from models.runtime.pose.multipose import MultiPoseModel
+from models.runtime.pose.results import FramePoses, PoseTimings, PoseTrack, WindowTracks
+from models.runtime.pose.tracker import TrackerConfig, track_window
 
 __all__ = [
     "COCO_KEYPOINTS",
@@ -42,7 +48,7 @@ __all__ = [
     "zoo_pose_path",
 ]
 
-POSE_ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo" / "pose"
+POSE_ZOO_DIR = ZOO_DIR / "pose"
 DEFAULT_POSE_MODEL = "movenet_multipose_lightning"
 
 

@@ -22,7 +22,7 @@ Guarantees: numpy, PIL, onnx and onnxruntime only; both files are checked (role 
 kind, sha256, input/output names) and warmed up at load. The graphs have a fixed batch
 of 1, so regions run one per `session.run`.
 Failure modes: `ModelLoadError`, `WindowError` (bad frame), `InferenceError`, as
-`models.pose.multipose`.
+`models.runtime.pose.multipose`.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from models.errors import InferenceError, ModelLoadError
-from models.metadata import parse_model, verify_sha256
-from models.pose.metadata import PoseModelMeta, read_pose_metadata
-from models.pose.preprocess import check_frame, input_geometry, letterbox
-from models.pose.results import F32, FramePoses, PoseTimings
-from models.runtime import make_session
+from models.runtime.errors import InferenceError, ModelLoadError
+from models.runtime.metadata import parse_model, verify_sha256
+from models.runtime.onnx_models import make_session
+from models.runtime.pose.metadata import PoseModelMeta, read_pose_metadata
+from models.runtime.pose.preprocess import check_frame, input_geometry, letterbox
+from models.runtime.pose.results import F32, FramePoses, PoseTimings
 
 __all__ = ["BLAZE_TO_COCO", "BlazePoseModel", "Region", "ssd_anchors"]
 

@@ -1,10 +1,10 @@
-"""`fallwatch.*` metadata of the pose models (role `pose`), on top of models.metadata.
+"""`fallwatch.*` metadata of the pose models (role `pose`), on top of models.runtime.metadata.
 
 Inputs: an `onnx.ModelProto`. Outputs: a frozen `PoseModelMeta`.
 Guarantees: the same convention as the edge/cloud/switcher files (docs/CONTRACTS.md):
 string values, JSON where structured, read back with `json.loads`/`int`/`float` only;
-`fallwatch.sha256` is `models.metadata.compute_sha256` of the file without that key,
-written last by `stamp_pose_metadata` and checked by `models.metadata.verify_sha256`.
+`fallwatch.sha256` is `models.runtime.metadata.compute_sha256` of the file without that key,
+written last by `stamp_pose_metadata` and checked by `models.runtime.metadata.verify_sha256`.
 Keys: `role` ("pose"), `name`, `version`, `pose_kind` (the decoder: "movenet_multipose"),
 `pose_input` (JSON `PoseInputSpec`), `keypoints` (JSON names), `max_people`, `source`
 (JSON: package, version, wheel and member sha256s, upstream URL), `licence`, `converter`
@@ -22,8 +22,8 @@ from typing import Any
 
 import onnx
 
-from models.errors import ModelMetadataError
-from models.metadata import PREFIX, SHA_KEY, compute_sha256
+from models.runtime.errors import ModelMetadataError
+from models.runtime.metadata import PREFIX, SHA_KEY, compute_sha256
 
 __all__ = [
     "COCO_KEYPOINTS",

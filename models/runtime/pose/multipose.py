@@ -12,7 +12,7 @@ with every person whose person score is at least
 floor score 0.1-0.2 and the tracker decides what to keep), best first, at most 6.
 Guarantees: only numpy, PIL, onnx and onnxruntime are imported; `load` checks role
 (`pose`), kind (`movenet_multipose`), the file's sha256, the input/output names and
-runs one warm-up inference. Frames are preprocessed by `models.pose.preprocess`
+runs one warm-up inference. Frames are preprocessed by `models.runtime.pose.preprocess`
 (long side `long_side`, default from the file's metadata: 256). The converted graph has
 a fixed batch of 1 (the TFLite original does), so frames run one per `session.run`;
 preprocess, inference and postprocess are timed separately (`PoseTimings`).
@@ -32,12 +32,12 @@ from typing import Self
 import numpy as np
 import onnxruntime as ort
 
-from models.errors import InferenceError, ModelLoadError
-from models.metadata import parse_model, verify_sha256
-from models.pose.metadata import PoseModelMeta, read_pose_metadata
-from models.pose.preprocess import InputGeometry, check_frame, input_geometry, letterbox
-from models.pose.results import FramePoses, PoseTimings
-from models.runtime import make_session
+from models.runtime.errors import InferenceError, ModelLoadError
+from models.runtime.metadata import parse_model, verify_sha256
+from models.runtime.onnx_models import make_session
+from models.runtime.pose.metadata import PoseModelMeta, read_pose_metadata
+from models.runtime.pose.preprocess import InputGeometry, check_frame, input_geometry, letterbox
+from models.runtime.pose.results import FramePoses, PoseTimings
 
 __all__ = ["INPUT_NAME", "KIND", "OUTPUT_NAME", "MultiPoseModel", "decode_multipose"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from models.errors import WindowError
+from models.runtime.errors import WindowError
 
 __all__ = ["InputGeometry", "check_frame", "input_geometry", "letterbox"]
 

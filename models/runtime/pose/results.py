@@ -2,7 +2,7 @@
 
 All coordinates are in source-image pixels (x right, y down, of the frame passed in,
 before any resize); all scores are in [0, 1]. Arrays are float32 unless stated.
-Keypoint order is `models.pose.metadata.COCO_KEYPOINTS` (17 COCO keypoints).
+Keypoint order is `models.runtime.pose.metadata.COCO_KEYPOINTS` (17 COCO keypoints).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class PoseTrack:
     False the row is either zeros (before the track starts, after it ends) or, when
     `held[t]` is True, the last seen pose carried forward with its keypoint scores and
     person score set to 0: the person vanished near the floor and is kept (see
-    `models.pose.tracker`). `track_id` is unique within the window.
+    `models.runtime.pose.tracker`). `track_id` is unique within the window.
     """
 
     track_id: int

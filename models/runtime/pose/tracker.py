@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.pose.results import F32, FramePoses, PoseTrack, WindowTracks
+from models.runtime.pose.results import F32, FramePoses, PoseTrack, WindowTracks
 
 __all__ = ["TrackerConfig", "box_iou", "keypoint_similarity", "track_window"]
 

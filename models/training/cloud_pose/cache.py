@@ -1,12 +1,12 @@
 """Pose outputs of a clip folder, computed once per clip frame and cached as .npz.
 
-    python -m models.cloud_pose.cache --data data/pose320/train --out data/posecache/train \
+    python -m models.training.cloud_pose.cache --data data/pose320/train --out data/posecache/train \
         [--pose models/zoo/pose/movenet_multipose_lightning.onnx] [--shard 0 --shards 2]
 
-Inputs: a clip folder (`models.clips.ClipFolder`; its labels are not read here) and the
+Inputs: a clip folder (`models.runtime.clips.ClipFolder`; its labels are not read here) and the
 pose model file. Each clip is decoded, resampled to the window rate (8 fps, exactly as
-`models.windows.cut_windows` does) and every resampled frame goes through the SAME pose
-runtime the composite cloud runs (`models.pose.multipose.MultiPoseModel.detect`, same
+`models.runtime.windows.cut_windows` does) and every resampled frame goes through the SAME pose
+runtime the composite cloud runs (`models.runtime.pose.multipose.MultiPoseModel.detect`, same
 long side and minimum person score), once: overlapping windows share their frames.
 Outputs: `<out>/<clip stem>.npz` per clip with `keypoints [F,P,17,3]`, `boxes [F,P,4]`,
 `scores [F,P]`, `count [F]` (people found per frame, the first `count` of P rows are
@@ -15,7 +15,7 @@ real), `width`, `height`, and what produced it (`pose_sha256`, `long_side`,
 Guarantees: resumable (a clip whose file exists and was made by the same model and
 settings is skipped); each file is written atomically (temp + rename); `--shard i
 --shards n` takes clips i, i+n, ... so n processes split a folder without overlap.
-Failure modes: `ClipReadError`/`ClipFolderError` from `models.clips`; `ModelLoadError`
+Failure modes: `ClipReadError`/`ClipFolderError` from `models.runtime.clips`; `ModelLoadError`
 for the pose file; a corrupt cache file is recomputed.
 """
 
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.clips import ClipFolder, read_clip
-from models.pose.multipose import MultiPoseModel
-from models.pose.results import FramePoses
-from models.windows import resample_frames
+from models.runtime.clips import ClipFolder, read_clip
+from models.runtime.pose.multipose import MultiPoseModel
+from models.runtime.pose.results import FramePoses
+from models.runtime.windows import resample_frames
 
 __all__ = ["DEFAULT_MIN_SCORE", "PoseCacheKey", "cache_folder", "clip_cache_path",
            "load_clip_poses", "pack_poses", "unpack_poses"]  # fmt: skip
@@ -146,7 +146,7 @@ def cache_folder(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from models.pose import zoo_pose_path
+    from models.runtime.pose import zoo_pose_path
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="clip folder (labels.csv)")

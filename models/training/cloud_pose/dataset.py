@@ -1,14 +1,14 @@
 """Labelled track features of a clip folder, from its pose cache (numpy only).
 
-Inputs: a labelled clip folder (`models.clips.ClipFolder`) and its pose cache
-(`models.cloud_pose.cache`, made by the same pose model and settings), a tracker
+Inputs: a labelled clip folder (`models.runtime.clips.ClipFolder`) and its pose cache
+(`models.training.cloud_pose.cache`, made by the same pose model and settings), a tracker
 config and K. Output: a `TrackSet`: for every canonical window of every clip (16 frames
-at 8 fps, stride 1 s: the windows `models.clips.iter_windows` cuts, the same frames)
+at 8 fps, stride 1 s: the windows `models.runtime.clips.iter_windows` cuts, the same frames)
 the track features `[K, T, F]` exactly as `PoseCloudModel.preprocess` computes them on
 those frames, optionally those of the mirrored window, and the window's label
-(`models.windows.window_label`), clip id and clip label.
+(`models.runtime.windows.window_label`), clip id and clip label.
 Failure modes: `TrainingError` when a clip's cache is missing or made otherwise (run
-`python -m models.cloud_pose.cache` first), or the folder has no windows.
+`python -m models.training.cloud_pose.cache` first), or the folder has no windows.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from models.clips import ClipFolder
-from models.cloud_pose.cache import PoseCacheKey, clip_cache_path, load_clip_poses
-from models.cloud_pose.features import mirror_tracks, rescale_tracks, window_features
-from models.errors import TrainingError
-from models.pose.tracker import TrackerConfig, track_window
-from models.windows import WINDOW_FPS, WINDOW_S, window_indices, window_label
+from models.runtime.clips import ClipFolder
+from models.runtime.cloud_pose.features import mirror_tracks, rescale_tracks, window_features
+from models.runtime.errors import TrainingError
+from models.runtime.pose.tracker import TrackerConfig, track_window
+from models.runtime.windows import WINDOW_FPS, WINDOW_S, window_indices, window_label
+from models.training.cloud_pose.cache import PoseCacheKey, clip_cache_path, load_clip_poses
 
 __all__ = ["TrackSet", "folder_tracks"]
 
@@ -72,7 +72,7 @@ def folder_tracks(
         poses = load_clip_poses(clip_cache_path(cache_dir, rec.file), key)
         if poses is None:
             raise TrainingError(f"no pose cache for {rec.file} in {cache_dir} (made with "
-                                f"{key}); run python -m models.cloud_pose.cache")  # fmt: skip
+                                f"{key}); run python -m models.training.cloud_pose.cache")  # fmt: skip
         for start_s, idx in window_indices(len(poses), WINDOW_FPS):
             tracks = track_window([poses[i] for i in idx], tracker)
             xs.append(window_features(tracks, max_tracks))

@@ -1,6 +1,6 @@
 """Late fusion of the pose cloud with the pixel cloud (the single-ONNX cloud of before).
 
-    python -m models.cloud_pose.fusion --cloud out/zoo-pose/cloud.onnx \
+    python -m models.training.cloud_pose.fusion --cloud out/zoo-pose/cloud.onnx \
         --pixel out/zoo-pose/pixel_cloud.onnx --data DEV_FOLDER --cache DEV_CACHE \
         --out out/zoo-pose-fused/cloud.onnx
 
@@ -28,15 +28,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from models.clips import iter_windows
-from models.cloud_pose.cache import PoseCacheKey
-from models.cloud_pose.dataset import folder_tracks
-from models.cloud_pose.runtime import PIPELINE_KEY, PoseCloudModel, logit
-from models.errors import TrainingError
-from models.export import write_model_atomic
-from models.metadata import read_metadata, stamp_metadata
-from models.metrics import best_clip_threshold, clip_f1_at
-from models.runtime import CloudModel
+from models.evaluation.metrics import best_clip_threshold, clip_f1_at
+from models.runtime.clips import iter_windows
+from models.runtime.cloud_pose.pipeline import PIPELINE_KEY, PoseCloudModel, logit
+from models.runtime.errors import TrainingError
+from models.runtime.metadata import read_metadata, stamp_metadata
+from models.runtime.onnx_models import CloudModel
+from models.training.cloud_pose.cache import PoseCacheKey
+from models.training.cloud_pose.dataset import folder_tracks
+from models.training.export import write_model_atomic
 
 __all__ = ["fit_fusion", "main"]
 

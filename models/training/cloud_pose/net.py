@@ -1,7 +1,7 @@
 """The fall classifier on pose tracks (PyTorch; training and export only).
 
 Input `tracks` float32 `[N, K, T, F]`: K tracks of T frames with the
-`models.cloud_pose.features.FEATURE_NAMES` columns (column 0 = `track_valid`).
+`models.runtime.cloud_pose.features.FEATURE_NAMES` columns (column 0 = `track_valid`).
 Per track: standardise (buffers), three 1D convolutions over time (dilations 1, 2, 4:
 the last layer sees the whole 2 s), mean + max pooling over time, an MLP → one fall
 logit. The window's logit is the MAX over its valid tracks (multiple-instance

@@ -1,11 +1,11 @@
 """Train the track classifier and export the composite cloud (torch; training only).
 
-    python -m models.cloud_pose.train --data data/pose320/train --cache data/posecache/train \
+    python -m models.training.cloud_pose.train --data data/pose320/train --cache data/posecache/train \
         --out out/zoo-pose/cloud.onnx [--heldout data/pose320/heldout \
         --heldout-cache data/posecache/heldout]
 
-Inputs: a labelled clip folder and its pose cache (`models.cloud_pose.cache`, made
-with the pose file given by `--pose`), the tracker defaults (`models.pose.TrackerConfig`).
+Inputs: a labelled clip folder and its pose cache (`models.training.cloud_pose.cache`, made
+with the pose file given by `--pose`), the tracker defaults (`models.runtime.pose.TrackerConfig`).
 Steps: `folder_tracks` (with mirrored copies) → split clips (seeded; `val_fraction`
 for validation) → `train_classifier`: AdamW, class-balanced BCE on the window logit
 (multiple-instance: max over tracks), mirror and camera-distance augmentation (optional), best epoch by validation
@@ -13,7 +13,7 @@ window ROC AUC, then the decision threshold with the best validation clip F1 fol
 into `fall_bias` → `export_pose_cloud`: the classifier ONNX (input `tracks`, outputs
 `probs`, `track_p_fall`) with `fallwatch.*` metadata naming the pose file relative to
 the output (copied beside it under `pose/` with its licences when it is elsewhere) and
-its sha256, checked against PyTorch by `models.export`.
+its sha256, checked against PyTorch by `models.training.export`.
 Outputs: the .onnx file; printed validation (and optionally cached held-out) figures.
 Guarantees: deterministic for a seed (1 torch thread). Failure modes: `TrainingError`.
 """
@@ -33,19 +33,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.cloud_pose.cache import DEFAULT_MIN_SCORE, PoseCacheKey
-from models.cloud_pose.dataset import TrackSet, folder_tracks
-from models.cloud_pose.features import FEATURE_NAMES
-from models.cloud_pose.net import TrackClassifier
-from models.cloud_pose.runtime import PIPELINE_KEY, PosePipelineSpec
-from models.errors import TrainingError
-from models.export import _export_bytes, _finish  # the project's export + agreement check
-from models.metadata import InputSpec, ModelMeta
-from models.metrics import best_clip_threshold, clip_f1_at, roc_auc
-from models.nets import count_macs
-from models.pose.multipose import MultiPoseModel
-from models.pose.tracker import TrackerConfig
-from models.windows import WINDOW_FPS, WINDOW_FRAMES
+from models.evaluation.metrics import best_clip_threshold, clip_f1_at, roc_auc
+from models.runtime.cloud_pose.features import FEATURE_NAMES
+from models.runtime.cloud_pose.pipeline import PIPELINE_KEY, PosePipelineSpec
+from models.runtime.errors import TrainingError
+from models.runtime.metadata import InputSpec, ModelMeta
+from models.runtime.pose.multipose import MultiPoseModel
+from models.runtime.pose.tracker import TrackerConfig
+from models.runtime.windows import WINDOW_FPS, WINDOW_FRAMES
+from models.training.cloud_pose.cache import DEFAULT_MIN_SCORE, PoseCacheKey
+from models.training.cloud_pose.dataset import TrackSet, folder_tracks
+from models.training.cloud_pose.net import TrackClassifier
+from models.training.export import _export_bytes, _finish  # the project's export + agreement check
+from models.training.nets import count_macs
 
 __all__ = ["TrainConfig", "TrainResult", "export_pose_cloud", "main", "train_classifier"]
 
@@ -200,7 +200,7 @@ def _cached_eval(net: TrackClassifier, ts: TrackSet) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from models.pose import zoo_pose_path
+    from models.runtime.pose import zoo_pose_path
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True)

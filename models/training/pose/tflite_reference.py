@@ -1,6 +1,6 @@
 """Build-time helper run *inside the throwaway build venv*: the original TFLite runtime.
 
-Never imported by fallwatch: `models.pose.convert` runs this file by path with the build
+Never imported by fallwatch: `models.training.pose.convert` runs this file by path with the build
 venv's Python (`ai-edge-litert` installed there, not in .venv), so the runtime and CI
 stay free of TensorFlow and the TFLite interpreter. It imports numpy, ai_edge_litert
 and (densify only) TensorFlow's flatbuffer tools, never `models`.

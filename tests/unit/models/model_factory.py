@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from models.metadata import InputSpec, ModelMeta, stamp_metadata
+from models.runtime.metadata import InputSpec, ModelMeta, stamp_metadata
 
 EDGE_SPEC = InputSpec(frames=4, height=8, width=8, color="gray", fps=2.0, resample="box")
 CLOUD_SPEC = InputSpec(frames=4, height=8, width=8, color="rgb", fps=2.0, resample="box")

@@ -17,8 +17,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from models.pose.metadata import PoseInputSpec, PoseModelMeta, stamp_pose_metadata
-from models.pose.results import FramePoses, PoseTrack, WindowTracks
+from models.runtime.pose.metadata import PoseInputSpec, PoseModelMeta, stamp_pose_metadata
+from models.runtime.pose.results import FramePoses, PoseTrack, WindowTracks
 
 W, H, T = 320, 240, 16
 

@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import schemas
-from models.runtime import EdgeModel, Switcher
+from models.runtime.onnx_models import EdgeModel, Switcher
 from streams.cloud.metrics import CloudMetrics
 from streams.cloud.worker import CloudWorker
 from streams.core.errors import POISON_REASONS

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from models.errors import ModelLoadError
-from models.runtime import CloudModel, EdgeModel, Switcher
+from models.runtime.errors import ModelLoadError
+from models.runtime.onnx_models import CloudModel, EdgeModel, Switcher
 from streams import cli
 from streams.core.settings import Settings, get_settings
 from tests.onnx_test_models import (

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.evaluate import (
+from models.evaluation.evaluate import (
     ComputeTimes,
     Predictions,
     differences_report,
@@ -18,7 +18,7 @@ from models.evaluate import (
     plot_curve,
     policy_metrics,
 )
-from models.metrics import (
+from models.evaluation.metrics import (
     best_clip_threshold,
     best_window_threshold,
     clip_f1_at,

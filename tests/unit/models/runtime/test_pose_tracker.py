@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.pose.results import FramePoses
-from models.pose.tracker import TrackerConfig, box_iou, keypoint_similarity, track_window
+from models.runtime.pose.results import FramePoses
+from models.runtime.pose.tracker import TrackerConfig, box_iou, keypoint_similarity, track_window
 
 W, H = 320, 240
 # A standing person's 17 keypoints as (x, y) fractions of their box (COCO order).

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.errors import WindowError
-from models.metadata import InputSpec
-from models.preprocess import (
+from models.runtime.errors import WindowError
+from models.runtime.metadata import InputSpec
+from models.runtime.preprocess import (
     STAT_NAMES,
     check_window,
     frame_stats,

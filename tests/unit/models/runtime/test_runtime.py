@@ -12,10 +12,10 @@ import onnx
 import pytest
 
 from models import zoo_path
-from models.errors import InferenceError, ModelLoadError, ModelMetadataError, WindowError
-from models.features import default_feature_names
-from models.preprocess import STAT_NAMES
-from models.runtime import CloudModel, EdgeModel, EdgeOutput, Switcher
+from models.runtime.errors import InferenceError, ModelLoadError, ModelMetadataError, WindowError
+from models.runtime.features import default_feature_names
+from models.runtime.onnx_models import CloudModel, EdgeModel, EdgeOutput, Switcher
+from models.runtime.preprocess import STAT_NAMES
 from tests.unit.models.model_factory import (
     cloud_model,
     colour_windows,
@@ -103,7 +103,7 @@ def test_switcher_refuses_an_edge_it_was_not_distilled_for(
     switcher_for(edge.meta.sha256, "paired.onnx").check_edge(edge)  # its own edge: accepted
     with pytest.raises(ModelLoadError, match="distilled for edge model sha256 0123456789ab"):
         switcher_for("0123456789ab" + "0" * 52, "other.onnx").check_edge(edge)
-    with caplog.at_level("WARNING", logger="models.runtime"):
+    with caplog.at_level("WARNING", logger="models.runtime.onnx_models"):
         switcher_for(None, "unpaired.onnx").check_edge(edge)  # made elsewhere: a warning
     assert [r.getMessage() for r in caplog.records] == ["switcher_pair_unknown"]
 
@@ -125,7 +125,7 @@ def test_load_rejects_wrong_role_missing_file_garbage_and_tampering(
 
 
 def test_load_rejects_a_graph_without_the_contract_outputs(tmp_path: Path) -> None:
-    from models.metadata import read_metadata, stamp_metadata
+    from models.runtime.metadata import read_metadata, stamp_metadata
 
     model = cloud_model()
     meta = read_metadata(model)
@@ -137,7 +137,7 @@ def test_load_rejects_a_graph_without_the_contract_outputs(tmp_path: Path) -> No
 
 
 def test_metadata_errors_are_load_errors(tmp_path: Path) -> None:
-    from models.metadata import ModelMeta, stamp_metadata
+    from models.runtime.metadata import ModelMeta, stamp_metadata
 
     model = edge_model()
     stamp_metadata(model, ModelMeta(role="edge", name="e", version="1"))
@@ -163,11 +163,11 @@ def test_zoo_path_names_the_three_roles(tmp_path: Path) -> None:
 
 def test_runtime_imports_neither_torch_nor_kafka_clients() -> None:
     code = (
-        "import sys, models, models.runtime, models.evaluate, models.dmd, models.metrics, "
-        "models.cli, models.dataset; "
+        "import sys, models, models.runtime.onnx_models, models.evaluation.evaluate, models.training.dmd, models.evaluation.metrics, "
+        "models.cli, models.training.dataset; "
         "bad = [m for m in ('torch', 'kafka', 'aiokafka', 'faust', 'redis') if m in sys.modules]; "
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[3])  # fmt: skip
+                         cwd=Path(__file__).resolve().parents[4])  # fmt: skip
     assert out.stdout.strip() == ""

@@ -1,11 +1,11 @@
-"""Canonical window cutting and labelling (models/windows.py) against hand-computed cases."""
+"""Canonical window cutting and labelling (models/runtime/windows.py) against hand-computed cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from models.windows import (
+from models.runtime.windows import (
     LABELS,
     STRIDE_S,
     WINDOW_FPS,

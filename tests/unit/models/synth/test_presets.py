@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.build_zoo import FULL, train_cache_key
 from models.synth import render_clip
 from models.synth.cli import run_synth_cli
 from models.synth.clip import simulate_clip
@@ -26,8 +25,10 @@ from models.synth.presets import (
     preset_json,
 )
 from models.synth.scene import build_scene
+from models.training.frames_cache import train_cache_key
+from models.training.recipe import FULL
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "models" / "synth" / "example-preset.json"
+EXAMPLE = Path(__file__).resolve().parents[4] / "models" / "synth" / "example-preset.json"
 
 
 def _write(path: Path, content: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.runtime.windows import window_label
 from models.synth import (
     iter_clip_windows,
     render_clip,
@@ -17,7 +18,6 @@ from models.synth import (
     write_dataset,
 )
 from models.synth.cli import run_synth_cli
-from models.windows import window_label
 
 
 def test_same_seed_gives_identical_frames_and_different_seeds_differ() -> None:

@@ -1,4 +1,4 @@
-"""What the zoo build reuses and what it leaves alone (models/build_zoo.py): the training-window
+"""What the zoo build reuses and what it leaves alone (models/training/build_zoo.py): the training-window
 cache key follows the code that renders the windows; a held-out folder it did not render is
 never written to."""
 
@@ -10,27 +10,31 @@ from pathlib import Path
 
 import pytest
 
-from models.build_zoo import QUICK, _data_code_version, _prepare_heldout
+from models.training.build_zoo import _prepare_heldout
+from models.training.frames_cache import DATA_CODE, data_code_version
+from models.training.recipe import QUICK
 
-MODELS = Path(__file__).resolve().parents[3] / "models"
+MODELS = Path(__file__).resolve().parents[4] / "models"
 
 
 def test_cache_key_changes_with_generator_or_preprocessing_code(tmp_path: Path) -> None:
     root = tmp_path / "models"
     shutil.copytree(MODELS / "synth", root / "synth", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("windows.py", "clips.py", "preprocess.py", "dataset.py"):
+    for name in DATA_CODE:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(MODELS / name, root / name)
-    base = _data_code_version(root)
-    assert base == _data_code_version(MODELS)  # same code, same key
-    (root / "train.py").write_text("# training code does not change the cached windows\n")
-    assert _data_code_version(root) == base
+    base = data_code_version(root)
+    assert base == data_code_version(MODELS)  # same code, same key
+    training = root / "training" / "build_zoo.py"
+    training.write_text("# training code does not change the cached windows\n")
+    assert data_code_version(root) == base
     motion = root / "synth" / "motion.py"
     motion.write_text(motion.read_text() + "\n# a changed generator\n")
-    changed = _data_code_version(root)
+    changed = data_code_version(root)
     assert changed != base
-    preprocess = root / "preprocess.py"
+    preprocess = root / "runtime" / "preprocess.py"
     preprocess.write_text(preprocess.read_text() + "\n# a changed resize\n")
-    assert _data_code_version(root) not in (base, changed)
+    assert data_code_version(root) not in (base, changed)
 
 
 def test_a_labelled_folder_the_build_did_not_render_is_evaluated_never_overwritten(

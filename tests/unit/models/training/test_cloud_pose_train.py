@@ -13,12 +13,12 @@ import av
 import numpy as np
 import pytest
 
-from models.clips import iter_windows
-from models.cloud_pose.cache import PoseCacheKey, cache_folder, clip_cache_path
-from models.cloud_pose.dataset import folder_tracks
-from models.cloud_pose.features import FEATURE_NAMES
-from models.pose.multipose import MultiPoseModel
-from models.pose.tracker import TrackerConfig
+from models.runtime.clips import iter_windows
+from models.runtime.cloud_pose.features import FEATURE_NAMES
+from models.runtime.pose.multipose import MultiPoseModel
+from models.runtime.pose.tracker import TrackerConfig
+from models.training.cloud_pose.cache import PoseCacheKey, cache_folder, clip_cache_path
+from models.training.cloud_pose.dataset import folder_tracks
 from tests.unit.models.pose_fakes import fake_pose_model
 
 pytestmark = pytest.mark.slow
@@ -50,9 +50,9 @@ def _folder(root: Path) -> Path:
 
 
 def test_cache_dataset_train_export_and_the_runtime_agree(tmp_path: Path) -> None:
-    from models.cloud_pose.runtime import PoseCloudModel
-    from models.cloud_pose.train import TrainConfig, export_pose_cloud, train_classifier
-    from models.runtime import CloudModel
+    from models.runtime.cloud_pose.pipeline import PoseCloudModel
+    from models.runtime.onnx_models import CloudModel
+    from models.training.cloud_pose.train import TrainConfig, export_pose_cloud, train_classifier
 
     data = _folder(tmp_path / "clips")
     pose_path = fake_pose_model(tmp_path / "zoo" / "pose" / "fake.onnx")
@@ -90,10 +90,10 @@ def test_cache_dataset_train_export_and_the_runtime_agree(tmp_path: Path) -> Non
 def test_a_pose_file_outside_the_zoo_is_copied_beside_the_classifier(tmp_path: Path) -> None:
     import torch
 
-    from models.cloud_pose.net import TrackClassifier
-    from models.cloud_pose.runtime import PosePipelineSpec
-    from models.cloud_pose.train import export_pose_cloud
-    from models.runtime import CloudModel
+    from models.runtime.cloud_pose.pipeline import PosePipelineSpec
+    from models.runtime.onnx_models import CloudModel
+    from models.training.cloud_pose.net import TrackClassifier
+    from models.training.cloud_pose.train import export_pose_cloud
 
     pose_path = fake_pose_model(tmp_path / "elsewhere" / "fake.onnx")
     (tmp_path / "elsewhere" / "licences").mkdir()

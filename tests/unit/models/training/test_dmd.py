@@ -9,9 +9,9 @@ import numpy as np
 import onnx
 import pytest
 
-from models import dmd
-from models.errors import CalibrationError, TrainingError
-from models.runtime import CloudModel, EdgeModel, Switcher
+from models.runtime.errors import CalibrationError, TrainingError
+from models.runtime.onnx_models import CloudModel, EdgeModel, Switcher
+from models.training import dmd
 from tests.unit.models.model_factory import cloud_model, colour_windows, edge_model, save
 
 

@@ -1,4 +1,4 @@
-"""The cloud's two-stage net (models.silhouette) and the generator truth it trains on."""
+"""The cloud's two-stage net (models.training.silhouette) and the generator truth it trains on."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.dataset import KEYPOINTS, target_maps
 from models.synth.clip import ClipTruth, render_clip
 from models.synth.skeleton import JOINTS
+from models.training.dataset import KEYPOINTS, target_maps
 
 
 def test_truth_is_filled_and_leaves_frames_byte_identical() -> None:
@@ -53,7 +53,7 @@ def _maps_with(mask: np.ndarray, joints_xy: list[tuple[float, float]]) -> torch.
 
 
 def test_frame_features_read_the_silhouette_and_the_joints() -> None:
-    from models.silhouette import GEOM, N_KEY, SilhouetteNet
+    from models.training.silhouette import GEOM, N_KEY, SilhouetteNet
 
     standing = np.zeros((24, 32), dtype=bool)
     standing[4:22, 14:18] = True
@@ -71,7 +71,7 @@ def test_frame_features_read_the_silhouette_and_the_joints() -> None:
 
 
 def test_window_features_do_not_change_when_the_camera_zooms() -> None:
-    from models.silhouette import FRAME_FEATURES, GEOM, N_KEY, SilhouetteNet
+    from models.training.silhouette import FRAME_FEATURES, GEOM, N_KEY, SilhouetteNet
 
     rng = np.random.default_rng(0)
     per_frame = torch.from_numpy(rng.uniform(0.3, 0.6, (2, 16, FRAME_FEATURES)).astype(np.float32))
@@ -85,10 +85,15 @@ def test_window_features_do_not_change_when_the_camera_zooms() -> None:
 
 
 def test_export_runs_in_onnxruntime_and_segmenter_weights_round_trip(tmp_path: Path) -> None:
-    from models.export import export_video_model
-    from models.metadata import ModelMeta
-    from models.runtime import CloudModel
-    from models.silhouette import SilhouetteNet, load_segmenter, save_segmenter, silhouette_spec
+    from models.runtime.metadata import ModelMeta
+    from models.runtime.onnx_models import CloudModel
+    from models.training.export import export_video_model
+    from models.training.silhouette import (
+        SilhouetteNet,
+        load_segmenter,
+        save_segmenter,
+        silhouette_spec,
+    )
 
     torch.manual_seed(0)
     net = SilhouetteNet(width=4, hidden=8).eval()
@@ -105,7 +110,7 @@ def test_export_runs_in_onnxruntime_and_segmenter_weights_round_trip(tmp_path: P
     load_segmenter(other, tmp_path / "seg.npz")
     assert torch.equal(other.enc1[0].weight, net.enc1[0].weight)
     assert not torch.equal(other.heads[0].head.weight, net.heads[0].head.weight)  # not in the file
-    from models.errors import TrainingError
+    from models.runtime.errors import TrainingError
 
     with pytest.raises(TrainingError):
         load_segmenter(SilhouetteNet(width=8, hidden=8), tmp_path / "seg.npz")
@@ -119,11 +124,11 @@ def test_a_real_clip_folder_retrains_only_the_temporal_stage(tmp_path: Path, mot
     import argparse
 
     from models.cli import add_model_commands
-    from models.clips import iter_windows
-    from models.dataset import folder_clipframes
-    from models.runtime import CloudModel
-    from models.silhouette import SilhouetteNet, save_segmenter, silhouette_spec
+    from models.runtime.clips import iter_windows
+    from models.runtime.onnx_models import CloudModel
     from models.synth import write_dataset
+    from models.training.dataset import folder_clipframes
+    from models.training.silhouette import SilhouetteNet, save_segmenter, silhouette_spec
 
     folder = tmp_path / "clips"
     write_dataset(folder, 6, 41, "train", 1)
@@ -151,9 +156,9 @@ def test_a_real_clip_folder_retrains_only_the_temporal_stage(tmp_path: Path, mot
 
 
 def test_test_time_mirroring_makes_the_answer_mirror_invariant(tmp_path: Path) -> None:
-    from models.export import export_video_model
-    from models.metadata import ModelMeta
-    from models.silhouette import SilhouetteNet, silhouette_spec
+    from models.runtime.metadata import ModelMeta
+    from models.training.export import export_video_model
+    from models.training.silhouette import SilhouetteNet, silhouette_spec
 
     torch.manual_seed(1)
     net = SilhouetteNet(width=4, hidden=8, tta_flip=True).eval()
@@ -169,7 +174,8 @@ def test_test_time_mirroring_makes_the_answer_mirror_invariant(tmp_path: Path) -
 
 
 def test_background_swap_keeps_the_person_and_replaces_the_room() -> None:
-    from models.silhouette import N_KEY, _swap_background
+    from models.training.silhouette import N_KEY
+    from models.training.silhouette.augment import swap_background
 
     gen = torch.Generator().manual_seed(0)
     b, h, w = 6, 96, 128
@@ -179,8 +185,8 @@ def test_background_swap_keeps_the_person_and_replaces_the_room() -> None:
     person = (slice(None), slice(None), slice(30, 66), slice(54, 74))
     room = (slice(None), slice(None), slice(0, 12), slice(0, 24))
 
-    assert torch.equal(_swap_background(x, tgt, gen, 0.0), x)
-    out = _swap_background(x, tgt, gen, 1.0)
+    assert torch.equal(swap_background(x, tgt, gen, 0.0), x)
+    out = swap_background(x, tgt, gen, 1.0)
     assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     assert torch.allclose(out[person], x[person], atol=1e-6)
     # Every frame's room changed: a texture or another frame's (person-free) room.
@@ -189,7 +195,7 @@ def test_background_swap_keeps_the_person_and_replaces_the_room() -> None:
 
 
 def test_motion_channels_show_only_what_moved() -> None:
-    from models.silhouette import with_motion
+    from models.training.silhouette import with_motion
 
     torch.manual_seed(0)
     room = 0.2 + 0.5 * torch.rand(1, 3, 1, 8, 8)  # 0.2..0.7
@@ -208,12 +214,12 @@ def test_motion_channels_show_only_what_moved() -> None:
 def test_motion_net_trains_on_what_it_exports_and_stamps_its_segmenter(tmp_path: Path) -> None:
     """The temporal head's training features (window banks) are what the exported chain
     computes on the same window, and the segmenter file says it reads motion channels."""
-    from models.dataset import clip_seeds, synth_clipframes
-    from models.errors import TrainingError
-    from models.export import export_video_model
-    from models.metadata import ModelMeta
-    from models.runtime import CloudModel
-    from models.silhouette import (
+    from models.runtime.errors import TrainingError
+    from models.runtime.metadata import ModelMeta
+    from models.runtime.onnx_models import CloudModel
+    from models.training.dataset import clip_seeds, synth_clipframes
+    from models.training.export import export_video_model
+    from models.training.silhouette import (
         SilhouetteNet,
         head_scores,
         load_segmenter,
@@ -254,10 +260,10 @@ def test_several_heads_decide_by_their_mean_margin_and_each_keeps_its_threshold(
     chain computes the same thing."""
     import math
 
-    from models.dataset import clip_seeds, synth_clipframes
-    from models.export import export_video_model
-    from models.metadata import ModelMeta
-    from models.silhouette import (
+    from models.runtime.metadata import ModelMeta
+    from models.training.dataset import clip_seeds, synth_clipframes
+    from models.training.export import export_video_model
+    from models.training.silhouette import (
         SilhouetteConfig,
         SilhouetteNet,
         feature_banks,
@@ -298,8 +304,8 @@ def test_several_heads_decide_by_their_mean_margin_and_each_keeps_its_threshold(
 def test_count_macs_counts_1d_convolutions_so_every_temporal_head_is_in_the_compute() -> None:
     from torch import nn
 
-    from models.nets import count_macs
-    from models.silhouette import FRAME_FEATURES, WINDOW_EXTRA, SilhouetteNet
+    from models.training.nets import count_macs
+    from models.training.silhouette import FRAME_FEATURES, WINDOW_EXTRA, SilhouetteNet
 
     toy = nn.Sequential(nn.Conv1d(4, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 16, 2))
     assert count_macs(toy, torch.zeros(1, 4, 16)) == 16 * 8 * 4 * 3 + 2 * 8 * 16
@@ -316,14 +322,9 @@ def test_stage_a_in_bfloat16_trains_like_float32_and_keeps_float32_weights() -> 
     move them far and end close to each other."""
     from dataclasses import replace
 
-    from models.dataset import clip_seeds, synth_clipframes
-    from models.silhouette import (
-        SilhouetteConfig,
-        _seeded_net,
-        _stage_a,
-        native_bf16,
-        silhouette_spec,
-    )
+    from models.training.dataset import clip_seeds, synth_clipframes
+    from models.training.silhouette import SilhouetteConfig, native_bf16, silhouette_spec
+    from models.training.silhouette.train import _seeded_net, _stage_a
 
     spec = silhouette_spec()
     data = synth_clipframes(clip_seeds(11, 3), "train", spec, workers=1, progress=False)

@@ -17,19 +17,19 @@ def test_train_export_distil_evaluate_chain(tmp_path: Path) -> None:
     import torch  # the `train` extra (installed in dev and CI)
 
     from models.cli import add_model_commands
-    from models.dataset import clip_seeds, synth_clipframes, synth_pool_windows
-    from models.dmd import distill
-    from models.export import check_agreement, export_video_model
-    from models.metadata import ModelMeta
-    from models.nets import ExportWrapper
-    from models.runtime import CloudModel, EdgeModel, Switcher
-    from models.silhouette import (
+    from models.runtime.metadata import ModelMeta
+    from models.runtime.onnx_models import CloudModel, EdgeModel, Switcher
+    from models.synth import write_dataset
+    from models.training.dataset import clip_seeds, synth_clipframes, synth_pool_windows
+    from models.training.dmd import distill
+    from models.training.export import check_agreement, export_video_model
+    from models.training.nets import ExportWrapper
+    from models.training.silhouette import (
         SilhouetteConfig,
         edge_silhouette_spec,
         silhouette_spec,
         train_silhouette_cloud,
     )
-    from models.synth import write_dataset
 
     torch.set_num_threads(1)
     specs = {"edge": edge_silhouette_spec(), "cloud": silhouette_spec()}

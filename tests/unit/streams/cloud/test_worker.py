@@ -17,8 +17,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 import schemas
-from models.errors import InferenceError, WindowError
-from models.runtime import CloudModel
+from models.runtime.errors import InferenceError, WindowError
+from models.runtime.onnx_models import CloudModel
 from streams.cloud.metrics import CloudMetrics
 from streams.cloud.worker import CloudModelFailingError, CloudWorker, CloudWorkerError
 from streams.core.settings import Settings

@@ -72,7 +72,7 @@ _CHILD = textwrap.dedent(
     """
     import json, resource, sys
     from pathlib import Path
-    from models.runtime import EdgeModel, Switcher
+    from models.runtime.onnx_models import EdgeModel, Switcher
     from schemas.records import FrameWindow
     from streams.core.settings import Settings
     from streams.edge.inference import InboundMessage, compute_batch

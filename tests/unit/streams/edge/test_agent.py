@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 import schemas
-from models.errors import InferenceError, WindowError
-from models.runtime import EdgeModel, Switcher
+from models.runtime.errors import InferenceError, WindowError
+from models.runtime.onnx_models import EdgeModel, Switcher
 from streams.core.errors import (
     MessageSchemaError,
     MessageTooLargeError,

@@ -11,7 +11,7 @@ import pytest
 from numpy.typing import NDArray
 
 import schemas
-from models.windows import cut_windows, window_label
+from models.runtime.windows import cut_windows, window_label
 from streams.core.video import decode_window
 from streams.gateway.gateway import (
     Gateway,
