@@ -28,6 +28,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import schemas
+from schemas.records import parse_result
 from streams.core.errors import DependencyError
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ class FallbackSweeper:
 def _capture_end_ns(result_bytes: bytes) -> int | None:
     """Capture end of a stored fallback result, for the end-to-end metric (None if unreadable)."""
     try:
-        return int(schemas.decode("result", result_bytes)["capture_end_ns"])
+        return parse_result(result_bytes).capture_end_ns
     except schemas.SchemaError:
         return None
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from faust.types import EventT
 
     from models.runtime import EdgeModel, Switcher
+    from models.runtime import EdgeOutput as ModelOutput
     from streams.core.settings import Settings
 
 __all__ = [
@@ -182,7 +183,7 @@ class DecodeStage:
 
 #: One window's model output: (batch output, switcher score, row in that output), or the
 #: model's error for this window alone.
-WindowScore = tuple[Any, float, int] | ModelsError
+WindowScore: TypeAlias = "tuple[ModelOutput, float, int] | ModelsError"
 
 
 @dataclass(slots=True)
@@ -227,7 +228,7 @@ def decode_stage(messages: Sequence[InboundMessage], settings: Settings) -> Deco
 
 def _infer(
     edge: EdgeModel, switcher: Switcher, windows: list[np.ndarray]
-) -> tuple[Any, np.ndarray, float, float]:
+) -> tuple[ModelOutput, np.ndarray, float, float]:
     started = time.perf_counter()
     out = edge.predict(windows)
     edge_done = time.perf_counter()
