@@ -3,8 +3,9 @@
 Inputs/outputs: `encode(kind, record) -> bytes` and `decode(kind, data) -> dict` for
 `kind` in `KINDS` ("frame_window", "offload_request", "result"). The framing is
 magic byte 0x00 + 4-byte big-endian schema id (fixed in `schemas.registry`) + the
-fastavro schemaless body. Alerts (`alert.v1.json`, CloudEvents JSON Schema) and dead
-letters (`dead_letter.v1.json`, header documentation) are package data too.
+fastavro schemaless body. Alerts (`alert.v1.json`, CloudEvents JSON Schema; the typed
+record is `schemas.alerts.Alert`) and dead letters (`dead_letter.v1.json`, header
+documentation) are package data too.
 
 Guarantees:
 - The `.avsc` files are the only definition of the records; they are loaded lazily

@@ -13,7 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.records import Result
+
 BASE_CAPTURE_NS = 1_764_061_200_000_000_000  # 2025-11-25T09:00:00Z
+INT64_MAX = 2**63 - 1
 
 
 def result(
@@ -25,27 +28,27 @@ def result(
     stream: str = "cam-1",
     run_offset_s: int = 0,
     capture_ns: int | None = None,
-) -> dict[str, Any]:
-    """A decoded `result` record (schemas/result.v1.avsc shape); `run_offset_s` shifts the
+) -> Result:
+    """A parsed `result` record (`schemas.records.Result`); `run_offset_s` shifts the
     capture times, as for a gateway that restarted its seq numbering later; `capture_ns`
-    sets the capture time outright (a lying or jumped clock)."""
+    sets the capture time outright (a lying or jumped clock, within int64)."""
     if capture_ns is None:
         capture_ns = BASE_CAPTURE_NS + (run_offset_s + seq) * 1_000_000_000
-    capture_end_ns = capture_ns
-    return {
-        "stream_id": stream,
-        "window_seq": seq,
-        "capture_start_ns": capture_end_ns - 2_000_000_000,
-        "capture_end_ns": capture_end_ns,
-        "p_fall": p if p is not None else (0.8 + (seq % 7) / 50 if label else 0.1),
-        "label": label,
-        "decided_by": by,
-        "switcher_score": 0.3,
-        "model_versions": {"edge": "e1", "cloud": "c1"} if by == "cloud" else {"edge": "e1"},
-        "latencies_s": {"edge": 0.004},
-        "produced_at_ns": capture_end_ns + 5_000_000,
-        "snapshot_jpeg": b"\xff\xd8\xff\xd9" if label else None,
-    }
+    capture_end_ns = min(capture_ns, INT64_MAX)  # a huge seq: the latest time there is
+    return Result(
+        stream_id=stream,
+        window_seq=seq,
+        capture_start_ns=max(0, capture_end_ns - 2_000_000_000),
+        capture_end_ns=capture_end_ns,
+        p_fall=p if p is not None else (0.8 + (seq % 7) / 50 if label else 0.1),
+        label=label,
+        decided_by=by,
+        switcher_score=0.3,
+        model_versions={"edge": "e1", "cloud": "c1"} if by == "cloud" else {"edge": "e1"},
+        latencies_s={"edge": 0.004},
+        produced_at_ns=min(INT64_MAX, capture_end_ns + 5_000_000),
+        snapshot_jpeg=b"\xff\xd8\xff\xd9" if label else None,
+    )
 
 
 def counting_tokens(prefix: str = "gen") -> Callable[[], str]:
@@ -60,7 +63,7 @@ Expected = tuple[str, int, int, int, tuple[int, ...]]
 @dataclass(frozen=True)
 class Case:
     name: str
-    results: list[dict[str, Any]]
+    results: list[Result]
     expected: list[Expected]
     statuses: list[str] | None = None  # status per result when the case is about statuses
     resolve_after: int = 3
@@ -78,7 +81,7 @@ class Case:
         return base_ns + i * 1_000_000 + int(paused * 1e9)
 
 
-def _n(seqs: range | list[int], by: str = "edge") -> list[dict[str, Any]]:
+def _n(seqs: range | list[int], by: str = "edge") -> list[Result]:
     return [result(s, 0, by) for s in seqs]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from schemas.records import Result
 from streams.events.state import MAX_SEQ
 from streams.events.tracker import TrackerConfig
 from tests.event_cases import BASE_CAPTURE_NS, result
@@ -36,7 +37,7 @@ class Attempt:
     kind: str
     variant: str
     config: TrackerConfig
-    arrivals: list[tuple[dict[str, Any], int]]
+    arrivals: list[tuple[Result, int]]
     hostile_index: int
 
 
@@ -58,7 +59,7 @@ def silencing_attempts(draw: st.DrawFn) -> Attempt:
     if variant == "seq_reset" and 0 < s0 <= keep:
         s0 = 0  # a state begun mid-numbering near 0 is ambiguous (tracker docstring)
     prefix = draw(st.integers(1, 12))
-    arrivals: list[tuple[dict[str, Any], int]] = []
+    arrivals: list[tuple[Result, int]] = []
     for k in range(prefix):
         cap = BASE_CAPTURE_NS + k * PERIOD_NS
         arrivals.append((result(s0 + k, 0, capture_ns=cap), NOW_NS + k * PERIOD_NS))

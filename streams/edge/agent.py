@@ -23,11 +23,15 @@ after every record it produced is acknowledged by the broker; replays produce th
 records (routing is deterministic, Redis writes are idempotent). One batch is pipelined:
 the next batch is inferred while the previous one's records are being acknowledged; records
 are queued on the producer in input order, so per-stream (per-partition) order holds.
+Dependencies: ``EdgeBatchProcessor`` takes exactly what it uses — settings, the loaded
+models (``streams.edge.deps.LoadedModels``), a pending store, the publisher, the retrier,
+the metrics, the inference executor and the crash points; ``make_edge_agent`` builds it
+from the started runtime's ``EdgeDeps``, tests build it with fakes.
 Failure modes: a Kafka or Redis failure past the bounded retries, or a model that fails on
 every window of a batch, stops the worker through ``EdgeRuntime.fatal`` without acking.
 Metrics: windows in, windows routed by path, batch size, stage seconds (decode, edge,
-switcher; publish = queueing until the broker acknowledged), end-to-end seconds for edge
-results, dead letters by reason.
+switcher, route; publish = queueing until the broker acknowledged), end-to-end seconds for
+edge results, dead letters by reason.
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any, Protocol
 
 import schemas
 from schemas.records import EdgeOutput, OffloadRequest, Result, build_result
+from streams.core.crash_points import CrashPoints
 from streams.core.errors import MessageSchemaError, PoisonMessageError
 from streams.edge.inference import (
     BatchOutcome,
@@ -53,11 +59,14 @@ if TYPE_CHECKING:
     from faust.types import EventT, StreamT
 
     from streams.core.settings import Settings
+    from streams.edge.deps import EdgeDeps, LoadedModels, Publisher, Retrier
+    from streams.edge.metrics import EdgeMetrics
     from streams.edge.runtime import EdgeRuntime
 
 __all__ = [
     "MIN_BATCH_WAIT_S",
     "EdgeBatchProcessor",
+    "PendingWriter",
     "batch_wait_s",
     "build_offload",
     "edge_result",
@@ -117,34 +126,74 @@ def build_offload(
     )
 
 
+class PendingWriter(Protocol):
+    """What the edge agent needs of ``streams.events.state.PendingOffloads``."""
+
+    async def add(
+        self, stream_id: str, seq: int, deadline_ns: int, fallback_result: bytes
+    ) -> bool: ...
+
+
 class EdgeBatchProcessor:
     """Turns a batch of frames records into delivered side effects (see module docstring)."""
 
-    def __init__(self, runtime: EdgeRuntime) -> None:
-        self.rt = runtime
-        self.settings = runtime.settings
+    def __init__(
+        self,
+        settings: Settings,
+        models: LoadedModels,
+        pending: PendingWriter,
+        publisher: Publisher,
+        retrier: Retrier,
+        metrics: EdgeMetrics,
+        *,
+        executor: Executor,
+        crash_points: CrashPoints | None = None,
+    ) -> None:
+        self.settings = settings
+        self.models = models
+        self.pending = pending
+        self.publisher = publisher
+        self.retrier = retrier
+        self.metrics = metrics
+        self.executor = executor
+        self.crash_points = crash_points or CrashPoints()
+
+    @classmethod
+    def from_deps(cls, deps: EdgeDeps) -> EdgeBatchProcessor:
+        """The processor of a started edge worker."""
+        return cls(
+            deps.settings,
+            deps.models,
+            deps.state.pending,
+            deps.publisher,
+            deps.retrier,
+            deps.metrics,
+            executor=deps.executor,
+            crash_points=deps.crash_points,
+        )
 
     async def compute(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
-        """Decode, infer, route and snapshot in the inference thread."""
-        rt = self.rt
-        if rt.edge is None or rt.switcher is None:
-            raise RuntimeError("edge runtime not started")
-        edge, switcher, threshold = rt.edge, rt.switcher, rt.threshold
+        """decode → infer → route (``streams.edge.inference``) in the inference thread."""
+        models, settings = self.models, self.settings
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            rt.executor,
+            self.executor,
             lambda: compute_batch(
-                messages, edge=edge, switcher=switcher, threshold=threshold, settings=self.settings
+                messages,
+                edge=models.edge,
+                switcher=models.switcher,
+                threshold=models.threshold,
+                settings=settings,
             ),
         )
 
     async def publish(self, outcome: BatchOutcome) -> list[Awaitable[Any]]:
         """Queue every side effect of the batch (dead letters, pending entries, results,
         offload requests) in order; returns the delivery futures."""
-        rt = self.rt
+        publisher = self.publisher
         futures: list[Awaitable[Any]] = []
         for message, error in outcome.poisoned:
-            futures.append(await rt.dead_letter(message, error, worker="edge"))
+            futures.append(await publisher.dead_letter(message, error, worker="edge"))
         latencies = {
             "decode": outcome.decode_s,
             "edge": outcome.edge_s,
@@ -154,15 +203,15 @@ class EdgeBatchProcessor:
             try:
                 futures.extend(await self._publish_window(window, latencies))
             except PoisonMessageError as exc:  # an output of this window cannot be written
-                futures.append(await rt.dead_letter(window.message, exc, worker="edge"))
+                futures.append(await publisher.dead_letter(window.message, exc, worker="edge"))
         return futures
 
     async def process(self, messages: Sequence[InboundMessage]) -> None:
         """compute → publish → wait for delivery (the unpipelined path, used by tests)."""
         outcome = await self.compute(messages)
         started = time.perf_counter()
-        await self.rt.deliver(await self.publish(outcome))
-        self.rt.metrics.edge_batch(
+        await self.publisher.deliver(await self.publish(outcome))
+        self.metrics.edge_batch(
             outcome, size=len(messages), publish_s=time.perf_counter() - started
         )
 
@@ -180,19 +229,19 @@ class EdgeBatchProcessor:
     async def _publish_window(
         self, window: RoutedWindow, latencies: dict[str, float]
     ) -> list[Awaitable[Any]]:
-        rt, settings = self.rt, self.settings
+        settings, publisher = self.settings, self.publisher
         frame_window = window.window
         key = frame_window.stream_id.encode("ascii")  # the stream id rule: ASCII only
         decision = window.decision
         now_ns = time.time_ns()
         deadline_ns = now_ns + int(settings.cloud_deadline_s * _NS)
-        versions = rt.model_versions
+        versions = dict(self.models.versions)
 
         def offload(reason: str) -> bytes:
             request = build_offload(
                 window,
                 reason=reason,
-                threshold=rt.threshold,
+                threshold=self.models.threshold,
                 model_versions=versions,
                 offloaded_at_ns=now_ns,
                 deadline_ns=deadline_ns,
@@ -205,22 +254,21 @@ class EdgeBatchProcessor:
             )
             fallback_bytes = self._encode("result", fallback, key)
             request = offload("uncertain")
-            pending = rt.pending
-            assert pending is not None
+            pending = self.pending
             stream_id, seq = frame_window.stream_id, frame_window.window_seq
             # Pending FIRST: if we die before the request is out, the sweeper falls back.
-            await rt.with_retries(
+            await self.retrier.with_retries(
                 "pending_add", lambda: pending.add(stream_id, seq, deadline_ns, fallback_bytes)
             )
-            rt.crash_points.reach("edge_after_pending")  # test-only (kill -9 e2e test)
-            return [await rt.publish(settings.topic_offload, key, request)]
+            self.crash_points.reach("edge_after_pending")  # test-only (kill -9 e2e test)
+            return [await publisher.publish(settings.topic_offload, key, request)]
         result = edge_result(
             window, decided_by="edge", model_versions=versions, latencies_s=latencies
         )
         outputs = [(settings.topic_results, self._encode("result", result, key))]
         if decision.offload_reason == "audit":
             outputs.append((settings.topic_offload, offload("audit")))
-        return [await rt.publish(topic, key, value) for topic, value in outputs]
+        return [await publisher.publish(topic, key, value) for topic, value in outputs]
 
 
 def batch_wait_s(settings: Settings) -> float:
@@ -230,11 +278,12 @@ def batch_wait_s(settings: Settings) -> float:
 
 
 def make_edge_agent(runtime: EdgeRuntime) -> Callable[[StreamT[bytes]], Awaitable[None]]:
-    """The Faust agent function for the frames topic, bound to ``runtime``."""
-    processor = EdgeBatchProcessor(runtime)
+    """The Faust agent function for the frames topic; its processor is built from
+    ``runtime.deps`` when the agent starts (after ``EdgeRuntime.start``)."""
     settings = runtime.settings
 
     async def complete(
+        publisher: Publisher,
         events: list[EventT[Any]],
         outcome: BatchOutcome,
         futures: list[Awaitable[Any]],
@@ -243,7 +292,7 @@ def make_edge_agent(runtime: EdgeRuntime) -> Callable[[StreamT[bytes]], Awaitabl
     ) -> None:
         """Wait for the batch's records on the broker, then ack its input offsets."""
         try:
-            await runtime.deliver(futures)
+            await publisher.deliver(futures)
         except Exception as exc:
             await runtime.fatal(exc, where="edge_agent")
         runtime.metrics.edge_batch(
@@ -253,6 +302,7 @@ def make_edge_agent(runtime: EdgeRuntime) -> Callable[[StreamT[bytes]], Awaitabl
             await stream.ack(event)
 
     async def edge(stream: StreamT[bytes]) -> None:
+        processor = EdgeBatchProcessor.from_deps(runtime.deps)
         # noack_take: faust's take()/take_events() ack a batch when the generator resumes,
         # even after an exception (faust-streaming #315); here we ack explicitly, and only
         # after every record the batch produced has been delivered.
@@ -278,6 +328,8 @@ def make_edge_agent(runtime: EdgeRuntime) -> Callable[[StreamT[bytes]], Awaitabl
                 # dependency down past its retries, a broken model, or a bug: stop without
                 # acking, so the batch is replayed after the restart.
                 await runtime.fatal(exc, where="edge_agent")
-            in_flight = asyncio.ensure_future(complete(events, outcome, futures, stream, started))
+            in_flight = asyncio.ensure_future(
+                complete(processor.publisher, events, outcome, futures, stream, started)
+            )
 
     return edge

@@ -4,7 +4,8 @@ Inputs: a frozen ``Settings``. Outputs:
 - ``create_app(settings) -> EdgeApp``: a configured ``faust.App`` with the edge agent
   (frames → results/offloads), the events agent (results → alerts), the fallback sweeper
   and the outbox republisher. Nothing connects until the app starts; models, Redis and the
-  health server are started in ``EdgeApp.on_start`` (before any agent consumes).
+  health server are started in ``EdgeApp.on_start`` (before any agent consumes), and the
+  agents and timers build their processors from the started runtime's ``EdgeDeps``.
 - ``run_edge_worker(settings)``: creates the topics, runs the worker until SIGTERM/SIGINT;
   returns after a clean stop, raises ``EdgeWorkerCrashedError`` after a fatal dependency
   failure (exit status non-zero in the CLI).

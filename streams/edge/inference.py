@@ -1,11 +1,18 @@
-"""Edge inference step: frames records → decoded windows → edge model + switcher → routes.
+"""Edge inference: frames records → decode stage → infer stage → route stage → a batch outcome.
 
 Inputs: consumed frames records (``InboundMessage``: value, key, headers and source
 position), the loaded ``EdgeModel`` and ``Switcher``, the switcher threshold and ``Settings``
 (size/dimension caps, fall threshold, audit rate, snapshot cap).
-Output: a ``BatchOutcome`` — per good window its record, P(fall), switcher score, routing
-decision (``streams.edge.routing``), embedding and, for falls, a JPEG snapshot of the middle
-frame (≤ ``snapshot_max_bytes``); per bad record the poison error that rejects it.
+Stages, each a function and each timed (as the cloud worker times its stages):
+- ``decode_stage``: validate and decode every record (``DecodeStage``);
+- ``infer_stage``: edge model + switcher on the batch, isolating the windows the model
+  rejects (``InferStage``: edge and switcher seconds);
+- ``route_stage``: route each window (``streams.edge.routing``) and snapshot its falls
+  (``RouteStage``).
+``compute_batch`` runs the three and returns a ``BatchOutcome`` — per good window its
+record, P(fall), switcher score, routing decision, embedding and, for falls, a JPEG
+snapshot of the middle frame (≤ ``snapshot_max_bytes``); per bad record the poison error
+that rejects it; the seconds of each stage (decode, edge, switcher, route).
 
 Guarantees: pure CPU work, no I/O, safe to run in the inference thread; every per-record
 problem (tombstone, size cap, schema, impossible dimensions, undecodable payload, a window
@@ -20,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -41,14 +48,23 @@ if TYPE_CHECKING:
     from faust.types import EventT
 
     from models.runtime.onnx_models import EdgeModel, Switcher
+    from models.runtime.onnx_models import EdgeOutput as ModelOutput
     from streams.core.settings import Settings
 
 __all__ = [
     "BatchOutcome",
+    "DecodeStage",
+    "DecodedWindow",
     "InboundMessage",
+    "InferStage",
+    "RouteStage",
     "RoutedWindow",
+    "WindowScore",
     "compute_batch",
     "decode_frame_message",
+    "decode_stage",
+    "infer_stage",
+    "route_stage",
 ]
 
 
@@ -99,13 +115,15 @@ class RoutedWindow:
 
 @dataclass(slots=True)
 class BatchOutcome:
-    """What the inference thread produced for one batch."""
+    """What the inference thread produced for one batch, with the seconds of each stage
+    (``edge_s`` + ``switcher_s`` are the infer stage; 0 when no window decoded)."""
 
     routed: list[RoutedWindow] = field(default_factory=list)
     poisoned: list[tuple[InboundMessage, PoisonMessageError]] = field(default_factory=list)
     decode_s: float = 0.0
     edge_s: float = 0.0
     switcher_s: float = 0.0
+    route_s: float = 0.0
 
 
 def decode_frame_message(
@@ -144,14 +162,155 @@ def decode_frame_message(
     return window, frames
 
 
+@dataclass(slots=True)
+class DecodedWindow:
+    """A frames record that decoded: its window and RGB frames."""
+
+    message: InboundMessage
+    window: FrameWindow
+    frames: np.ndarray
+    decode_s: float
+
+
+@dataclass(slots=True)
+class DecodeStage:
+    """Output of ``decode_stage``: the windows that decoded and the records that did not."""
+
+    decoded: list[DecodedWindow] = field(default_factory=list)
+    poisoned: list[tuple[InboundMessage, PoisonMessageError]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+#: One window's model output: (batch output, switcher score, row in that output), or the
+#: model's error for this window alone.
+WindowScore: TypeAlias = "tuple[ModelOutput, float, int] | ModelsError"
+
+
+@dataclass(slots=True)
+class InferStage:
+    """Output of ``infer_stage``: one ``WindowScore`` per decoded window, in order."""
+
+    scores: list[WindowScore] = field(default_factory=list)
+    edge_s: float = 0.0
+    switcher_s: float = 0.0
+
+
+@dataclass(slots=True)
+class RouteStage:
+    """Output of ``route_stage``: routed windows and the windows the model rejected."""
+
+    routed: list[RoutedWindow] = field(default_factory=list)
+    poisoned: list[tuple[InboundMessage, PoisonMessageError]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def decode_stage(messages: Sequence[InboundMessage], settings: Settings) -> DecodeStage:
+    """Validate and decode every record; each bad one becomes a ``poisoned`` entry (even an
+    unexpected decoder exception: a decoder bug must not take the batch down)."""
+    stage = DecodeStage()
+    started = time.perf_counter()
+    for message in messages:
+        one_started = time.perf_counter()
+        try:
+            window, frames = decode_frame_message(message, settings)
+        except PoisonMessageError as exc:
+            stage.poisoned.append((message, exc))
+            continue
+        except Exception as exc:
+            stage.poisoned.append((message, _as_decode_error(exc)))
+            continue
+        stage.decoded.append(
+            DecodedWindow(message, window, frames, time.perf_counter() - one_started)
+        )
+    stage.seconds = time.perf_counter() - started
+    return stage
+
+
 def _infer(
     edge: EdgeModel, switcher: Switcher, windows: list[np.ndarray]
-) -> tuple[Any, np.ndarray, float, float]:
+) -> tuple[ModelOutput, np.ndarray, float, float]:
     started = time.perf_counter()
     out = edge.predict(windows)
     edge_done = time.perf_counter()
     scores = switcher.score(out)
     return out, scores, edge_done - started, time.perf_counter() - edge_done
+
+
+def infer_stage(windows: list[np.ndarray], edge: EdgeModel, switcher: Switcher) -> InferStage:
+    """Edge model + switcher on the whole batch; if that fails, on each window alone so
+    the windows the model rejects are isolated and the others still get an answer.
+
+    ``InferenceError`` only when onnxruntime fails on every window (not the input's fault:
+    those raise ``WindowError``; the model pair is broken)."""
+    stage = InferStage()
+    if not windows:
+        return stage
+    try:
+        out, scores, stage.edge_s, stage.switcher_s = _infer(edge, switcher, windows)
+        stage.scores = [(out, float(scores[i]), i) for i in range(len(windows))]
+        return stage
+    except ModelsError:
+        pass
+    for one in windows:
+        try:
+            single, single_scores, edge_s, switcher_s = _infer(edge, switcher, [one])
+        except ModelsError as exc:
+            stage.scores.append(exc)
+            continue
+        stage.edge_s += edge_s
+        stage.switcher_s += switcher_s
+        stage.scores.append((single, float(single_scores[0]), 0))
+    failures = [item for item in stage.scores if isinstance(item, ModelsError)]
+    if len(failures) == len(stage.scores) and all(isinstance(f, InferenceError) for f in failures):
+        raise InferenceError(f"model failed on every window: {failures[0]!r}") from failures[0]
+    return stage
+
+
+def route_stage(
+    decoded: list[DecodedWindow],
+    scores: list[WindowScore],
+    *,
+    threshold: float,
+    settings: Settings,
+) -> RouteStage:
+    """Route each scored window (``streams.edge.routing``) and JPEG-snapshot the falls; a
+    window the model rejected becomes a ``poisoned`` entry (``WindowDecodeError``)."""
+    stage = RouteStage()
+    started = time.perf_counter()
+    for item, score in zip(decoded, scores, strict=True):
+        if isinstance(score, ModelsError):
+            stage.poisoned.append((item.message, _as_decode_error(score)))
+            continue
+        edge_out, switcher_score, row = score
+        p_fall = float(edge_out.p_fall[row])
+        window = item.window
+        decision = route_window(
+            p_fall=p_fall,
+            switcher_score=switcher_score,
+            threshold=threshold,
+            fall_threshold=settings.fall_threshold,
+            audit_rate=settings.audit_rate,
+            stream_id=window.stream_id,
+            window_seq=window.window_seq,
+        )
+        embedding = edge_out.embedding[row]
+        snapshot = (
+            snapshot_jpeg(item.frames, settings.snapshot_max_bytes) if decision.is_fall else None
+        )
+        stage.routed.append(
+            RoutedWindow(
+                message=item.message,
+                window=window,
+                decision=decision,
+                p_fall=p_fall,
+                switcher_score=switcher_score,
+                embedding=[float(v) for v in embedding] if embedding.size else None,
+                snapshot_jpeg=snapshot,
+                decode_s=item.decode_s,
+            )
+        )
+    stage.seconds = time.perf_counter() - started
+    return stage
 
 
 def compute_batch(
@@ -162,82 +321,22 @@ def compute_batch(
     threshold: float,
     settings: Settings,
 ) -> BatchOutcome:
-    """Decode, infer, score, route and snapshot a batch (blocking; run in the executor).
+    """decode → infer → route a batch (blocking; run in the executor), each stage timed.
 
-    Per-window problems become ``poisoned`` entries; only onnxruntime failing on every window
-    of the batch raises (``InferenceError``: the model pair is broken, not the input).
+    Per-window problems become ``poisoned`` entries (decode failures first, then windows
+    the model rejected, each in input order); only onnxruntime failing on every window of
+    the batch raises (``InferenceError``: the model pair is broken, not the input).
     """
-    outcome = BatchOutcome()
-    decoded: list[tuple[InboundMessage, FrameWindow, np.ndarray, float]] = []
-    for message in messages:
-        started = time.perf_counter()
-        try:
-            window, frames = decode_frame_message(message, settings)
-        except PoisonMessageError as exc:
-            outcome.poisoned.append((message, exc))
-            continue
-        except Exception as exc:  # a decoder bug must not take the batch down with it
-            outcome.poisoned.append((message, _as_decode_error(exc)))
-            continue
-        elapsed = time.perf_counter() - started
-        outcome.decode_s += elapsed
-        decoded.append((message, window, frames, elapsed))
-    if not decoded:
+    decoded = decode_stage(messages, settings)
+    outcome = BatchOutcome(poisoned=decoded.poisoned, decode_s=decoded.seconds)
+    if not decoded.decoded:
         return outcome
-    windows = [frames for _, _, frames, _ in decoded]
-    try:
-        out, scores, outcome.edge_s, outcome.switcher_s = _infer(edge, switcher, windows)
-        per_window: list[tuple[Any, float, int] | ModelsError] = [
-            (out, float(scores[i]), i) for i in range(len(windows))
-        ]
-    except ModelsError:
-        # Isolate the window(s) the model rejects; the others still get an answer.
-        per_window = []
-        for one in windows:
-            try:
-                single, single_scores, edge_s, switcher_s = _infer(edge, switcher, [one])
-            except ModelsError as exc:
-                per_window.append(exc)
-                continue
-            outcome.edge_s += edge_s
-            outcome.switcher_s += switcher_s
-            per_window.append((single, float(single_scores[0]), 0))
-        failures = [item for item in per_window if isinstance(item, ModelsError)]
-        if len(failures) == len(per_window) and all(
-            isinstance(f, InferenceError) for f in failures
-        ):
-            # Not the input's fault (those raise WindowError): the model pair is broken.
-            raise InferenceError(f"model failed on every window: {failures[0]!r}") from failures[0]
-    for (message, window, frames, decode_s), item in zip(decoded, per_window, strict=True):
-        if isinstance(item, ModelsError):
-            outcome.poisoned.append((message, _as_decode_error(item)))
-            continue
-        edge_out, score, row = item
-        p_fall = float(edge_out.p_fall[row])
-        decision = route_window(
-            p_fall=p_fall,
-            switcher_score=score,
-            threshold=threshold,
-            fall_threshold=settings.fall_threshold,
-            audit_rate=settings.audit_rate,
-            stream_id=window.stream_id,
-            window_seq=window.window_seq,
-        )
-        embedding = edge_out.embedding[row]
-        outcome.routed.append(
-            RoutedWindow(
-                message=message,
-                window=window,
-                decision=decision,
-                p_fall=p_fall,
-                switcher_score=score,
-                embedding=[float(v) for v in embedding] if embedding.size else None,
-                snapshot_jpeg=(
-                    snapshot_jpeg(frames, settings.snapshot_max_bytes) if decision.is_fall else None
-                ),
-                decode_s=decode_s,
-            )
-        )
+    inferred = infer_stage([d.frames for d in decoded.decoded], edge, switcher)
+    outcome.edge_s, outcome.switcher_s = inferred.edge_s, inferred.switcher_s
+    routed = route_stage(decoded.decoded, inferred.scores, threshold=threshold, settings=settings)
+    outcome.routed = routed.routed
+    outcome.poisoned.extend(routed.poisoned)
+    outcome.route_s = routed.seconds
     return outcome
 
 

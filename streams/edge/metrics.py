@@ -46,16 +46,27 @@ class EdgeMetrics:
         except Exception:
             log.debug("metrics_update_failed", exc_info=True)
 
+    def stage(self, stage: str, seconds: float) -> None:
+        """One batch's seconds in one stage (``fallwatch_stage_seconds{stage}``)."""
+        try:
+            self._m().STAGE_SECONDS.labels(stage=stage).observe(seconds)
+        except Exception:
+            log.debug("metrics_update_failed", exc_info=True)
+
     def edge_batch(self, outcome: BatchOutcome, *, size: int, publish_s: float) -> None:
+        """A batch done: windows in, batch size, the seconds of each stage (decode; edge,
+        switcher and route when a window decoded; publish = queueing until the broker
+        acknowledged), windows routed by path, edge results and their end-to-end time."""
+        self.stage("decode", outcome.decode_s)
+        if outcome.routed:
+            self.stage("edge", outcome.edge_s)
+            self.stage("switcher", outcome.switcher_s)
+            self.stage("route", outcome.route_s)
+        self.stage("publish", publish_s)
         try:
             m = self._m()
             m.WINDOWS_IN.labels(worker="edge").inc(size)
             m.BATCH_SIZE.labels(stage="edge").observe(size)
-            m.STAGE_SECONDS.labels(stage="decode").observe(outcome.decode_s)
-            if outcome.routed:
-                m.STAGE_SECONDS.labels(stage="edge").observe(outcome.edge_s)
-                m.STAGE_SECONDS.labels(stage="switcher").observe(outcome.switcher_s)
-            m.STAGE_SECONDS.labels(stage="publish").observe(publish_s)
             for window in outcome.routed:
                 for path in window.decision.metric_paths:
                     m.WINDOWS_ROUTED.labels(path=path).inc()

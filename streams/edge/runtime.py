@@ -1,20 +1,22 @@
-"""Everything the edge worker's agents and timers share at run time, built at start-up.
+"""The edge worker's lifecycle: starts its dependencies and hands them out as ``EdgeDeps``.
 
 Inputs: ``Settings`` and the Faust app (for its producer).
-Holds: the edge model and switcher (loaded in the inference thread, ``inference_threads``
-onnxruntime threads), the single-thread inference executor, the Redis client with
-``PendingOffloads`` and ``EventTracker``, the health server (/metrics, /livez, /readyz), and
-the publish/dead-letter/retry/fatal helpers the agents use.
+Owns: the single-thread inference executor, the health server (/metrics, /livez,
+/readyz), the Redis client, the metrics, and the ``Publisher`` and ``Retrier``
+(``streams.edge.deps``). ``start()`` loads the models (``LoadedModels``, in the inference
+thread, ``inference_threads`` onnxruntime threads) and connects Redis (``RedisState``),
+then builds ``deps``: one frozen ``EdgeDeps`` with non-optional fields, from which
+``streams.edge.app`` builds the processors (each takes exactly the parts it uses).
 
 Guarantees:
 - ``start()`` finishes before any agent consumes (called from ``EdgeApp.on_start``); a model
   that fails to load or a Redis that stays down past the retries raises, and the worker
-  does not start.
-- ``publish`` returns the delivery future; callers ``deliver`` all of a batch's futures
-  before acknowledging its input offsets (at-least-once: nothing is acked before it is on
-  the broker).
-- ``with_retries`` retries a ``DependencyError`` with exponential backoff, a bounded number
-  of times; after that ``fatal`` marks readiness failed, records the error for
+  does not start. ``deps`` raises ``RuntimeError`` before that.
+- ``Publisher.publish`` returns the delivery future; callers ``deliver`` all of a batch's
+  futures before acknowledging its input offsets (at-least-once: nothing is acked before
+  it is on the broker).
+- ``Retrier.with_retries`` retries a ``DependencyError`` with exponential backoff, a bounded
+  number of times; after that ``fatal`` marks readiness failed, records the error for
   ``run_edge_worker`` and stops the worker WITHOUT acknowledging the batch in flight
   (docs/ARCHITECTURE.md, "Known traps": never let an exception escape an agent — faust
   would skip the offset). A Redis error (``StateStoreError``) is not bounded: the agent or
@@ -22,7 +24,7 @@ Guarantees:
   RedisOutage``) while /readyz reports Redis not ready, and goes on when Redis is back; so
   a Redis outage or restart pauses consumption instead of stopping the worker.
 Failure modes: ``ModelLoadError`` and ``StateStoreError`` (Redis down at start-up past the
-bounded retries) from ``start``; ``PublishError`` from ``deliver``.
+bounded retries) from ``start``; ``PublishError`` from ``Publisher.deliver``.
 """
 
 from __future__ import annotations
@@ -32,20 +34,25 @@ import logging
 import os
 import signal
 import warnings
-from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from streams.core.crash_points import CrashPoints
-from streams.core.errors import DependencyError, MessageTooLargeError, StateStoreError
 from streams.core.health import HealthServer
 from streams.core.settings import Settings
+from streams.edge.deps import (
+    RETRY_ATTEMPTS,
+    EdgeDeps,
+    LoadedModels,
+    Publisher,
+    PublishError,
+    RedisState,
+    Retrier,
+)
 from streams.edge.metrics import EdgeMetrics
-from streams.events.client import RedisOutage, redis_unavailable
-from streams.kafka.deadletter import dead_letter_headers, merge_headers, poison_reason
+from streams.events.client import RedisOutage
 from streams.kafka.security import aiokafka_security
 from streams.kafka.topics import service_topics
 
@@ -53,34 +60,15 @@ if TYPE_CHECKING:
     import faust
     from redis.asyncio import Redis
 
-    from models.runtime.onnx_models import EdgeModel, Switcher
-    from streams.edge.inference import InboundMessage
-    from streams.events.state import PendingOffloads
-    from streams.events.tracker import EventTracker
-
 __all__ = ["RETRY_ATTEMPTS", "EdgeRuntime", "PublishError"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-#: Attempts (with exponential backoff from 0.1 s: ~3 s in total) before a dependency
-#: failure becomes fatal for the worker.
-RETRY_ATTEMPTS = 5
-_RETRY_BASE_S = 0.1
-Headers = list[tuple[str, bytes]]
 
 
 def _inference_executor() -> ThreadPoolExecutor:
     # One thread: onnxruntime sessions are used from one thread at a time, and the
     # intra-op threads (settings.inference_threads) are the only parallelism we want.
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-inference")
-
-
-class PublishError(DependencyError):
-    """Raised by ``EdgeRuntime.deliver`` when Kafka did not acknowledge a produced record
-    (after aiokafka's own idempotent retries). Operator: check broker health and ISR; the
-    worker restarts and replays the unacknowledged input."""
 
 
 class EdgeRuntime:
@@ -90,13 +78,9 @@ class EdgeRuntime:
         self.settings = settings
         self.app = app
         self.executor = _inference_executor()
-        self.edge: EdgeModel | None = None
-        self.switcher: Switcher | None = None
-        self.threshold = 1.0
-        self.model_versions: dict[str, str] = {}
         self.redis: Redis | None = None
-        self.pending: PendingOffloads | None = None
-        self.tracker: EventTracker | None = None
+        self._models: LoadedModels | None = None
+        self._deps: EdgeDeps | None = None
         self.health = HealthServer(
             {
                 "kafka": self._kafka_ready,
@@ -111,9 +95,23 @@ class EdgeRuntime:
         self.crash_points = CrashPoints.from_settings(settings)  # test-only; inert by default
         self.fatal_error: BaseException | None = None
         self.redis_outage = RedisOutage(settings.redis_retry_max_backoff_s, worker="edge")
+        self.retrier = Retrier(self.redis_outage)
+        # Read per record: Faust creates its producer lazily.
+        self.publisher = Publisher(settings, lambda: self.app.producer, self.metrics)
         self._worker: faust.Worker | None = None
         self._kafka_probe: AIOKafkaClient | None = None
-        self._started = False
+
+    @property
+    def deps(self) -> EdgeDeps:
+        """The started worker's dependencies; ``RuntimeError`` before ``start()`` completed."""
+        if self._deps is None:
+            raise RuntimeError("edge runtime not started")
+        return self._deps
+
+    @property
+    def started(self) -> bool:
+        """True once ``start()`` completed (and until ``stop()``)."""
+        return self._deps is not None
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -123,7 +121,7 @@ class EdgeRuntime:
 
     async def start(self) -> None:
         """Load models, connect Redis, start the health server (idempotent)."""
-        if self._started:
+        if self._deps is not None:
             return
         if getattr(self.executor, "_shutdown", False):  # restarted after stop()
             self.executor = _inference_executor()
@@ -131,20 +129,31 @@ class EdgeRuntime:
         try:
             await self.health.start()
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self.executor, self._load_models)
-            await self._connect_state()
+            self._models = models = await loop.run_in_executor(
+                self.executor, LoadedModels.load, self.settings
+            )
+            state = await self._connect_state()
         except Exception as exc:
             # Recorded so run_edge_worker reports the cause; the worker does not start.
             self.fatal_error = exc
             self.health.mark_unready(f"start-up failed: {type(exc).__name__}")
             log.critical("edge_runtime_start_failed", extra={"error": repr(exc)}, exc_info=exc)
             raise
-        self._started = True
+        self._deps = EdgeDeps(
+            settings=self.settings,
+            models=models,
+            state=state,
+            publisher=self.publisher,
+            retrier=self.retrier,
+            metrics=self.metrics,
+            crash_points=self.crash_points,
+            executor=self.executor,
+        )
         log.info(
             "edge_runtime_started",
             extra={
-                "threshold": self.threshold,
-                "model_versions": self.model_versions,
+                "threshold": models.threshold,
+                "model_versions": dict(models.versions),
                 "health_port": self.health.port,
             },
         )
@@ -160,28 +169,9 @@ class EdgeRuntime:
         if client is not None:
             await client.aclose()
         self.executor.shutdown(wait=False, cancel_futures=True)
-        self._started = False
+        self._deps = None
 
-    def _load_models(self) -> None:
-        from models.runtime.onnx_models import EdgeModel, Switcher
-
-        s = self.settings
-        threads = s.inference_threads
-        self.edge = EdgeModel.load(
-            s.edge_model_path, threads=threads, file_sha256=s.edge_model_sha256
-        )
-        self.switcher = Switcher.load(
-            s.switcher_model_path, threads=threads, file_sha256=s.switcher_model_sha256
-        )
-        self.switcher.check_edge(self.edge)
-        configured = self.settings.switcher_threshold
-        self.threshold = self.switcher.threshold if configured is None else configured
-        self.model_versions = {
-            "edge": f"{self.edge.meta.name}@{self.edge.meta.version}",
-            "switcher": f"{self.switcher.meta.name}@{self.switcher.meta.version}",
-        }
-
-    async def _connect_state(self) -> None:
+    async def _connect_state(self) -> RedisState:
         from streams.events.client import async_redis
         from streams.events.state import PendingOffloads
         from streams.events.tracker import EventTracker
@@ -190,9 +180,11 @@ class EdgeRuntime:
         self.redis = async_redis(self.settings)
         redis = self.redis
         # Start-up stays bounded: a worker that never reached Redis does not start.
-        await self._bounded_retries("redis_ping", lambda: self._ping(redis))
-        self.pending = PendingOffloads(redis, prefix=self.settings.redis_prefix)
-        self.tracker = EventTracker(redis, settings=self.settings)
+        await self.retrier.bounded("redis_ping", lambda: self._ping(redis))
+        return RedisState(
+            pending=PendingOffloads(redis, prefix=self.settings.redis_prefix),
+            tracker=EventTracker(redis, settings=self.settings),
+        )
 
     @staticmethod
     async def _ping(redis: Redis) -> bool:
@@ -208,7 +200,7 @@ class EdgeRuntime:
     # ---- readiness -------------------------------------------------------------------
 
     async def _models_ready(self) -> bool:
-        return self.edge is not None and self.switcher is not None
+        return self._models is not None
 
     async def _redis_ready(self) -> bool:
         if self.redis is None or self.redis_outage.active:
@@ -241,74 +233,7 @@ class EdgeRuntime:
         topics = metadata.topics()
         return bool(metadata.brokers()) and all(t in topics for t in service_topics(self.settings))
 
-    # ---- side effects ----------------------------------------------------------------
-
-    async def publish(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None
-    ) -> Awaitable[Any]:
-        """Queue one record on the idempotent producer; returns its delivery future.
-
-        ``MessageTooLargeError`` (poison) for a record over the producer's size limit,
-        ``PublishError`` (dependency) for any other refusal."""
-        from faust.exceptions import ProducerSendError
-
-        try:
-            return await self.app.producer.send(
-                topic, key=key, value=value, partition=None, timestamp=None, headers=headers
-            )
-        except (KafkaError, ProducerSendError) as exc:
-            # Faust wraps aiokafka's KafkaError in ProducerSendError (not a KafkaError): a
-            # record over the size limit is the input's fault (callers check sizes first with
-            # check_record_size; this is the backstop), anything else is the broker's.
-            cause = exc.__cause__ if isinstance(exc, ProducerSendError) else exc
-            if isinstance(cause, MessageSizeTooLargeError):
-                raise MessageTooLargeError(f"record for {topic} too large: {cause!r}") from exc
-            raise PublishError(f"cannot queue a record for {topic}: {exc!r}") from exc
-
-    async def deliver(self, futures: Iterable[Awaitable[Any]]) -> None:
-        """Wait until every queued record is acknowledged by the broker (acks=all)."""
-        pending = list(futures)
-        if not pending:
-            return
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise PublishError(
-                f"{len(errors)} of {len(pending)} records not delivered: {errors[0]!r}"
-            ) from errors[0]
-
-    async def with_retries(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
-        """Run ``op``; retry a ``DependencyError`` with backoff ``RETRY_ATTEMPTS`` times,
-        a ``StateStoreError`` (Redis) for as long as Redis is away (``RedisOutage``)."""
-        try:
-            return await self._bounded_retries(what, op, hold_redis=True)
-        except StateStoreError as exc:
-            if not redis_unavailable(exc):
-                raise
-            return await self.redis_outage.hold(what, op)
-
-    async def _bounded_retries(
-        self, what: str, op: Callable[[], Awaitable[T]], *, hold_redis: bool = False
-    ) -> T:
-        for attempt in range(1, RETRY_ATTEMPTS + 1):
-            try:
-                return await op()
-            except StateStoreError as exc:
-                if hold_redis and redis_unavailable(exc):
-                    raise  # straight to the outage hold, which logs and backs off
-                if attempt == RETRY_ATTEMPTS:
-                    raise
-                await asyncio.sleep(_RETRY_BASE_S * 2 ** (attempt - 1))
-            except DependencyError as exc:
-                if attempt == RETRY_ATTEMPTS:
-                    raise
-                delay = _RETRY_BASE_S * 2 ** (attempt - 1)
-                log.warning(
-                    "dependency_retry",
-                    extra={"op": what, "attempt": attempt, "delay_s": delay, "error": repr(exc)},
-                )
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+    # ---- stopping ---------------------------------------------------------------------
 
     async def fatal(self, exc: BaseException, *, where: str) -> None:
         """Stop the worker because of ``exc``; never returns while the worker runs.
@@ -332,37 +257,3 @@ class EdgeRuntime:
             # stopped, only acknowledged offsets committed, producer flushed.
             os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.Event().wait()
-
-    async def dead_letter(
-        self, message: InboundMessage, exc: BaseException, *, worker: str
-    ) -> Awaitable[Any]:
-        """Queue ``message`` unchanged (key, value, its own headers) on the dead-letter topic
-        with ``fallwatch.dlq.*`` headers saying where it came from and why; returns the
-        delivery future."""
-        reason = poison_reason(exc)
-        headers = merge_headers(
-            message.headers,
-            dead_letter_headers(
-                source_topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                error=exc,
-                worker=worker,
-            ),
-        )
-        log.warning(
-            "dead_letter",
-            extra={
-                "worker": worker,
-                "reason": reason,
-                "source_topic": message.topic,
-                "partition": message.partition,
-                "offset": message.offset,
-                "error_class": type(exc).__name__,
-                "error": str(exc)[:200],
-            },
-        )
-        self.metrics.dead_letter(reason)
-        return await self.publish(
-            self.settings.topic_deadletter, message.key, message.value, headers
-        )

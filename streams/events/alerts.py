@@ -1,9 +1,10 @@
-"""Alerts: event facts from the tracker → CloudEvents 1.0 structured JSON (schemas/alert.v1.json).
+"""Alerts: event facts from the tracker → typed alert records (`schemas.alerts.Alert`).
 
 Inputs: `AlertFacts`, the immutable facts of one alert (written by the Lua tracker into
 the outbox as JSON, or by the pure-Python reference model) and the event `source`.
-Outputs: `PendingAlert` — the CloudEvent dict, its JSON bytes (`payload`, the Kafka value)
-and the fields the events agent needs (alert id, stream, state, capture time).
+Outputs: `PendingAlert` — the typed `Alert` (CloudEvents 1.0, `schemas/alert.v1.json`,
+made by its one builder `schemas.alerts.build_alert`), its JSON bytes (`payload`, the
+Kafka value) and the fields the events agent needs (alert id, stream, state, capture time).
 
 Guarantees:
 - `alert_id(stream, event_id, state)` is uuid5(`ALERT_NAMESPACE`, "stream:event_id:state");
@@ -12,7 +13,8 @@ Guarantees:
 - `build_alert` is a pure function of the facts: the CloudEvent `time` is the moment the
   facts were committed (`created_ms`), so a re-publish is byte-identical.
 Failure modes: `AlertFacts.from_json` raises `ValueError` on malformed outbox JSON (a
-deployment mismatch), `build_alert` `ValueError`/`OverflowError` on facts it cannot render;
+deployment mismatch), `build_alert` `ValueError`/`OverflowError` on facts it cannot render
+and `schemas.RecordValueError` on facts outside the alert's rules;
 the events agent dead-letters such an outbox entry as `MalformedAlertError`, and an alert
 too large for the alerts topic as `AlertTooLargeError` (both then leave the outbox).
 """
@@ -23,9 +25,9 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
+from schemas.alerts import ALERT_STATES, DATASCHEMA, Alert, rfc3339_from_ns
+from schemas.alerts import build_alert as build_alert_record
 from streams.core.errors import MessageSchemaError, MessageTooLargeError
 
 __all__ = [
@@ -43,9 +45,6 @@ __all__ = [
 
 #: Namespace of alert ids (uuid5 of a URL; never change it: ids would change).
 ALERT_NAMESPACE = uuid.UUID("52a807e8-c289-5ce5-beb4-d5d3f54626df")
-ALERT_STATES: tuple[str, ...] = ("detected", "resolved")
-DATASCHEMA = "fallwatch/alert/v1"
-_TYPES = {"detected": "io.fallwatch.fall.detected", "resolved": "io.fallwatch.fall.resolved"}
 
 
 class AlertTooLargeError(MessageTooLargeError):
@@ -65,13 +64,6 @@ class MalformedAlertError(MessageSchemaError):
 def alert_id(stream_id: str, event_id: str, state: str) -> str:
     """The CloudEvents id of an alert: stable for (stream, event, state)."""
     return str(uuid.uuid5(ALERT_NAMESPACE, f"{stream_id}:{event_id}:{state}"))
-
-
-def rfc3339_from_ns(epoch_ns: int) -> str:
-    """RFC 3339 UTC time with microseconds, e.g. `2026-11-25T09:00:00.123456Z`."""
-    seconds, rest_ns = divmod(int(epoch_ns), 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest_ns // 1000)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -128,46 +120,37 @@ class PendingAlert:
     stream_id: str
     state: str
     capture_end_ns: int
-    cloudevent: Mapping[str, Any]
+    alert: Alert
     payload: bytes
     facts: AlertFacts
 
 
 def build_alert(facts: AlertFacts, source: str) -> PendingAlert:
-    """The CloudEvents 1.0 structured-JSON alert for `facts` (pure, deterministic)."""
-    if facts.state not in _TYPES:
-        raise ValueError(f"unknown alert state {facts.state!r}")
-    event: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": facts.alert_id,
-        "source": source,
-        "type": _TYPES[facts.state],
-        "subject": facts.stream_id,
-        "time": rfc3339_from_ns(facts.created_ms * 1_000_000),
-        "datacontenttype": "application/json",
-        "dataschema": DATASCHEMA,
-        "data": {
-            "event_id": facts.event_id,
-            "stream_id": facts.stream_id,
-            "state": facts.state,
-            "confidence": min(1.0, max(0.0, facts.confidence)),
-            "first_window_seq": facts.first_window_seq,
-            "last_window_seq": facts.last_window_seq,
-            "windows": list(facts.windows),
-            "decided_by": facts.decided_by,
-            "capture_time": rfc3339_from_ns(facts.capture_end_ns),
-            "snapshot_jpeg_b64": facts.snapshot_b64,
-            "model_versions": dict(facts.model_versions),
-        },
-    }
-    payload = json.dumps(event, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    """The alert for `facts` (pure, deterministic; `schemas.alerts.build_alert` makes the
+    record), with its bytes and the fields the events agent needs."""
+    alert = build_alert_record(
+        alert_id=facts.alert_id,
+        source=source,
+        stream_id=facts.stream_id,
+        event_id=facts.event_id,
+        state=facts.state,
+        confidence=facts.confidence,
+        first_window_seq=facts.first_window_seq,
+        last_window_seq=facts.last_window_seq,
+        windows=facts.windows,
+        decided_by=facts.decided_by,
+        capture_end_ns=facts.capture_end_ns,
+        created_ms=facts.created_ms,
+        snapshot_b64=facts.snapshot_b64,
+        model_versions=facts.model_versions,
+    )
     return PendingAlert(
         alert_id=facts.alert_id,
         event_id=facts.event_id,
         stream_id=facts.stream_id,
         state=facts.state,
         capture_end_ns=facts.capture_end_ns,
-        cloudevent=event,
-        payload=payload,
+        alert=alert,
+        payload=alert.encode(),
         facts=facts,
     )

@@ -1,6 +1,6 @@
 """The reference model of the event rules: pure Python, no Redis (what the tests compare with).
 
-Inputs: decoded `result` records or validated `Decision`s of one or many streams, a
+Inputs: parsed `result` records (`schemas.records.Result`) or validated `Decision`s of one or many streams, a
 `TrackerConfig`, a token factory and a clock (`now_ns`). Outputs: `ApplyOutcome`s with the
 same statuses, outcomes and `AlertFacts` (so the same alert ids and bytes) that
 `streams.events.tracker.EventTracker` produces with `tracker.lua` on Redis for the same
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from schemas.records import Result
 from streams.events.alerts import AlertFacts, alert_id, build_alert
 from streams.events.tracker import (
     ApplyOutcome,
@@ -62,8 +62,8 @@ class ReferenceTracker:
         self._token_factory = token_factory
         self._streams: dict[str, _StreamState] = {}
 
-    def apply(self, result: Mapping[str, Any], *, now_ns: int = 0) -> ApplyOutcome:
-        """Apply one decoded result (see `EventTracker.apply_result`)."""
+    def apply(self, result: Result, *, now_ns: int = 0) -> ApplyOutcome:
+        """Apply one parsed result (see `EventTracker.apply_result`)."""
         return self.apply_decision(decision_from_result(result), now_ns=now_ns)
 
     def apply_decision(self, d: Decision, *, now_ns: int = 0) -> ApplyOutcome:

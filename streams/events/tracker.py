@@ -1,6 +1,6 @@
 """Per-stream fall events from window results: the rules and the Redis tracker that runs them.
 
-Inputs: decoded `result` records (schemas/result.v1.avsc) of one or many streams, in any
+Inputs: parsed `result` records (`schemas.records.Result`) of one or many streams, in any
 order, possibly duplicated (replays, cloud + fallback for the same window).
 Outputs: `PendingAlert`s (CloudEvents JSON, see `streams.events.alerts`) written to an outbox in
 the same atomic step as the state change; the caller publishes them, then `ack`s them.
@@ -57,9 +57,10 @@ opens a new event beyond it), the event is not re-opened; a `cloud` no_fall arri
 an `edge-fallback` fall is a duplicate (the fall stands). Cost: re-deriving scans the
 open event's decisions (bounded by `retention`); events normally span a few windows.
 
-Failure modes: `MessageSchemaError` for results violating the value rules (label not
-0/1, unknown decided_by, seq outside [0, 2**53), negative capture_end_ns);
-`StateStoreError` for Redis failures.
+Failure modes: `MessageSchemaError` for a result with `p_fall` outside [0, 1] (the other
+value rules — label 0/1, known decided_by, seq in [0, 2**53), capture_end_ns >= 0 — are
+the `Result` type's own, checked by `schemas.records.parse_result`); `StateStoreError` for
+Redis failures.
 """
 
 from __future__ import annotations
@@ -73,11 +74,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
 
 import redis
 import redis.asyncio
 
+from schemas.records import DECIDED_BY, Result
+from schemas.registry import SchemaError
 from streams.core.errors import MessageSchemaError, StateStoreError
 from streams.core.settings import Settings
 from streams.events.alerts import (
@@ -87,7 +89,7 @@ from streams.events.alerts import (
     PendingAlert,
     build_alert,
 )
-from streams.events.state import MAX_SEQ, outbox_keys, stream_keys
+from streams.events.state import outbox_keys, stream_keys
 
 __all__ = [
     "DECIDED_BY",
@@ -103,8 +105,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-DECIDED_BY: tuple[str, ...] = ("edge", "cloud", "edge-fallback")
 
 
 @dataclass(frozen=True)
@@ -152,40 +152,27 @@ class Decision:
     snapshot_b64: str | None = None
 
 
-def decision_from_result(result: Mapping[str, Any]) -> Decision:
-    """Validate a decoded `result` record; `MessageSchemaError` if it breaks the value rules."""
-    try:
-        seq, label = result["window_seq"], result["label"]
-        decided_by, p_fall = result["decided_by"], float(result["p_fall"])
-        snapshot = result.get("snapshot_jpeg")
-        decision = Decision(
-            stream_id=str(result["stream_id"]),
-            seq=seq,
-            label=label,
-            p_fall=p_fall,
-            decided_by=decided_by,
-            capture_end_ns=int(result["capture_end_ns"]),
-            model_versions={
-                str(k): str(v) for k, v in dict(result.get("model_versions") or {}).items()
-            },
-            snapshot_b64=base64.b64encode(snapshot).decode("ascii") if snapshot else None,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MessageSchemaError(f"result record unusable: {exc!r}") from exc
-    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
-        raise MessageSchemaError(f"window_seq must be an integer in [0, 2**53), got {seq!r}")
-    if label not in (0, 1) or isinstance(label, bool):
-        raise MessageSchemaError(f"label must be 0 or 1, got {label!r}")
-    if decided_by not in DECIDED_BY:
-        raise MessageSchemaError(f"decided_by must be one of {DECIDED_BY}, got {decided_by!r}")
-    if decision.capture_end_ns < 0:
-        # Alerts render it as an RFC 3339 time; before 1970 is a lie, not a window.
-        raise MessageSchemaError(f"capture_end_ns must be >= 0, got {decision.capture_end_ns}")
+def decision_from_result(result: Result) -> Decision:
+    """The event rules' view of a parsed `result`; `MessageSchemaError` if it breaks the
+    rules the record type does not check itself (`p_fall` in [0, 1]).
+
+    `Result` already guarantees the others (stream id rule, seq in [0, 2**53), label 0/1,
+    `decided_by`, non-negative capture time): `schemas.records.parse_result` rejects them
+    before the tracker sees the record."""
+    p_fall = float(result.p_fall)
     if not 0.0 <= p_fall <= 1.0:
         raise MessageSchemaError(f"p_fall must be in [0, 1], got {p_fall!r}")
-    if not decision.stream_id:
-        raise MessageSchemaError("stream_id must not be empty")
-    return decision
+    snapshot = result.snapshot_jpeg
+    return Decision(
+        stream_id=result.stream_id,
+        seq=result.window_seq,
+        label=result.label,
+        p_fall=p_fall,
+        decided_by=result.decided_by,
+        capture_end_ns=result.capture_end_ns,
+        model_versions={str(k): str(v) for k, v in result.model_versions.items()},
+        snapshot_b64=base64.b64encode(snapshot).decode("ascii") if snapshot else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -219,10 +206,10 @@ class OutboxBatch:
     orphans: list[str] = field(default_factory=list)
 
 
-def _alert_from_body(body: Any, source: str) -> PendingAlert:
+def _alert_from_body(body: bytes | str, source: str) -> PendingAlert:
     try:
         return build_alert(AlertFacts.from_json(body), source)
-    except (ValueError, OverflowError, TypeError) as exc:
+    except (ValueError, OverflowError, TypeError, SchemaError) as exc:
         raise MalformedAlertError(f"outbox entry cannot become an alert: {exc}") from exc
 
 
@@ -266,15 +253,11 @@ class EventTracker:
         self._apply = client.register_script(tracker_lua())
         self._outbox, self._outbox_t = outbox_keys(config.prefix)
 
-    async def apply(
-        self, result: Mapping[str, Any], *, now_ns: int | None = None
-    ) -> list[PendingAlert]:
-        """Apply one decoded result; return the alerts it created (possibly none)."""
+    async def apply(self, result: Result, *, now_ns: int | None = None) -> list[PendingAlert]:
+        """Apply one parsed result; return the alerts it created (possibly none)."""
         return (await self.apply_result(result, now_ns=now_ns)).alerts
 
-    async def apply_result(
-        self, result: Mapping[str, Any], *, now_ns: int | None = None
-    ) -> ApplyOutcome:
+    async def apply_result(self, result: Result, *, now_ns: int | None = None) -> ApplyOutcome:
         """Like `apply`, with the status of the result (for metrics and logs)."""
         return await self.apply_decision(decision_from_result(result), now_ns=now_ns)
 
@@ -378,5 +361,5 @@ class EventTracker:
         return OutboxBatch(alerts, broken, orphans)
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)

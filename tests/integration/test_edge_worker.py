@@ -336,25 +336,28 @@ def test_outbox_alert_never_published_is_republished_with_the_same_id(
 
     import redis.asyncio
 
+    from schemas.records import Result
     from streams.core.settings import Settings
     from streams.events.tracker import EventTracker
 
     stream = f"cam-{uuid.uuid4().hex[:6]}"
     record = grey_window_record(stream, 7, CONFIDENT_FALL)
-    result = {
-        "stream_id": stream,
-        "window_seq": 7,
-        "capture_start_ns": record["capture_start_ns"],
-        "capture_end_ns": record["capture_end_ns"],
-        "p_fall": 0.95,
-        "label": 1,
-        "decided_by": "edge",
-        "switcher_score": 0.1,
-        "model_versions": {"edge": "e@1"},
-        "latencies_s": {},
-        "produced_at_ns": time.time_ns(),
-        "snapshot_jpeg": None,
-    }
+    result = Result.from_avro(
+        {
+            "stream_id": stream,
+            "window_seq": 7,
+            "capture_start_ns": record["capture_start_ns"],
+            "capture_end_ns": record["capture_end_ns"],
+            "p_fall": 0.95,
+            "label": 1,
+            "decided_by": "edge",
+            "switcher_score": 0.1,
+            "model_versions": {"edge": "e@1"},
+            "latencies_s": {},
+            "produced_at_ns": time.time_ns(),
+            "snapshot_jpeg": None,
+        }
+    )
 
     async def commit_without_publishing() -> list[Any]:
         client = redis.asyncio.Redis.from_url(stack.redis_url)

@@ -20,6 +20,7 @@ import jsonschema
 import pytest
 import redis.asyncio
 
+from schemas.records import Result
 from streams.core.settings import Settings
 from streams.events.state import outbox_keys
 from streams.events.tracker import EventTracker
@@ -31,22 +32,24 @@ pytestmark = pytest.mark.integration
 __all__ = ["rig_factory"]  # the fixture, imported for pytest
 
 
-def _fall(stream: str, snapshot: bytes | None) -> dict[str, Any]:
+def _fall(stream: str, snapshot: bytes | None) -> Result:
     now = time.time_ns()
-    return {
-        "stream_id": stream,
-        "window_seq": 1,
-        "capture_start_ns": now - 2 * 10**9,
-        "capture_end_ns": now,
-        "p_fall": 0.95,
-        "label": 1,
-        "decided_by": "edge",
-        "switcher_score": 0.1,
-        "model_versions": {"edge": "e@1"},
-        "latencies_s": {},
-        "produced_at_ns": now,
-        "snapshot_jpeg": snapshot,
-    }
+    return Result.from_avro(
+        {
+            "stream_id": stream,
+            "window_seq": 1,
+            "capture_start_ns": now - 2 * 10**9,
+            "capture_end_ns": now,
+            "p_fall": 0.95,
+            "label": 1,
+            "decided_by": "edge",
+            "switcher_score": 0.1,
+            "model_versions": {"edge": "e@1"},
+            "latencies_s": {},
+            "produced_at_ns": now,
+            "snapshot_jpeg": snapshot,
+        }
+    )
 
 
 async def _commit(url: str, prefix: str, streams: list[tuple[str, bytes | None]]) -> list[str]:

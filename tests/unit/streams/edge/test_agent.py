@@ -1,8 +1,12 @@
-"""Unit tests of the edge agent's pure part: decode → infer → route → snapshot (no Kafka)."""
+"""Unit tests of the edge agent without Kafka or Redis: the decode, infer and route stages,
+and the batch processor and fallback sweeper built with fakes for their dependencies."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import io
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import numpy as np
@@ -10,6 +14,7 @@ import pytest
 from PIL import Image
 
 import schemas
+import schemas.records
 from models.runtime.errors import InferenceError, WindowError
 from models.runtime.onnx_models import EdgeModel, Switcher
 from streams.core.errors import (
@@ -19,12 +24,20 @@ from streams.core.errors import (
     WindowDimensionsError,
 )
 from streams.core.settings import Settings
-from streams.edge.agent import batch_wait_s
+from streams.edge.agent import EdgeBatchProcessor, batch_wait_s
+from streams.edge.deps import LoadedModels, Publisher, PublishError, Retrier
+from streams.edge.fallback import FallbackSweeper
 from streams.edge.inference import (
     InboundMessage,
     compute_batch,
     decode_frame_message,
+    decode_stage,
+    infer_stage,
+    route_stage,
 )
+from streams.edge.metrics import EdgeMetrics
+from streams.events.client import RedisOutage
+from streams.events.state import PendingEntry
 from tests.onnx_test_models import (
     CONFIDENT_FALL,
     CONFIDENT_NO_FALL,
@@ -184,8 +197,6 @@ async def test_a_record_over_the_producer_limit_is_poison_and_a_broker_refusal_i
     from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
     from faust.exceptions import ProducerSendError
 
-    from streams.edge.runtime import EdgeRuntime, PublishError
-
     class Producer:
         def __init__(self, cause: Exception) -> None:
             self.cause = cause
@@ -197,13 +208,10 @@ async def test_a_record_over_the_producer_limit_is_poison_and_a_broker_refusal_i
         (MessageSizeTooLargeError(), MessageTooLargeError),
         (KafkaTimeoutError(), PublishError),
     ):
-        app = type("App", (), {"producer": Producer(cause)})()
-        runtime = EdgeRuntime(Settings(), cast(Any, app))
-        try:
-            with pytest.raises(expected):
-                await runtime.publish("t", b"k", b"v")
-        finally:
-            runtime.executor.shutdown(wait=False)
+        producer: Any = Producer(cause)
+        publisher = Publisher(Settings(), functools.partial(lambda p: p, producer), EdgeMetrics())
+        with pytest.raises(expected):
+            await publisher.publish("t", b"k", b"v")
 
 
 def test_batch_metrics_count_edge_results_and_their_end_to_end_time(
@@ -212,8 +220,6 @@ def test_batch_metrics_count_edge_results_and_their_end_to_end_time(
     # Regression: the metrics read the window as a dict after the typed records came in; the
     # AttributeError was swallowed and every batch's routed/results counters went missing.
     from prometheus_client import REGISTRY
-
-    from streams.edge.metrics import EdgeMetrics
 
     def sample(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
@@ -228,6 +234,134 @@ def test_batch_metrics_count_edge_results_and_their_end_to_end_time(
     )
     results = sample("fallwatch_results_total", decided_by="edge")
     e2e = sample("fallwatch_end_to_end_seconds_count", path="edge")
+    stages = ("decode", "edge", "switcher", "route", "publish")
+    counts = {stage: sample("fallwatch_stage_seconds_count", stage=stage) for stage in stages}
     EdgeMetrics().edge_batch(out, size=1, publish_s=0.001)
     assert sample("fallwatch_results_total", decided_by="edge") == results + 1
     assert sample("fallwatch_end_to_end_seconds_count", path="edge") == e2e + 1
+    for stage in stages:  # every stage of the batch is timed, the route stage included
+        assert sample("fallwatch_stage_seconds_count", stage=stage) == counts[stage] + 1
+
+
+# ---- the stages one by one ---------------------------------------------------------------
+
+
+def test_stages_compose_to_compute_batch(
+    models: tuple[EdgeModel, Switcher], settings: Settings
+) -> None:
+    edge, switcher = models
+    batch = [
+        window_message(0, CONFIDENT_FALL),
+        message(b"garbage", offset=1),
+        window_message(2, UNCERTAIN_FALL),
+    ]
+    decoded = decode_stage(batch, settings)
+    assert [d.window.window_seq for d in decoded.decoded] == [0, 2]
+    assert [(m.offset, type(e)) for m, e in decoded.poisoned] == [(1, MessageSchemaError)]
+    inferred = infer_stage([d.frames for d in decoded.decoded], edge, switcher)
+    assert len(inferred.scores) == 2
+    routed = route_stage(decoded.decoded, inferred.scores, threshold=0.5, settings=settings)
+    assert routed.poisoned == []
+    whole = compute_batch(batch, edge=edge, switcher=switcher, threshold=0.5, settings=settings)
+    staged = [(w.window.window_seq, w.decision, w.p_fall, w.switcher_score) for w in routed.routed]
+    assert staged == [
+        (w.window.window_seq, w.decision, w.p_fall, w.switcher_score) for w in whole.routed
+    ]
+    assert [m.offset for m, _ in whole.poisoned] == [1]
+
+
+def test_infer_stage_isolates_rejected_windows_and_route_stage_poisons_them(
+    models: tuple[EdgeModel, Switcher], settings: Settings
+) -> None:
+    edge, switcher = models
+    flaky = cast(EdgeModel, _FlakyEdge(edge, WindowError))
+    decoded = decode_stage([window_message(0, 2), window_message(1, CONFIDENT_FALL)], settings)
+    inferred = infer_stage([d.frames for d in decoded.decoded], flaky, switcher)
+    assert [isinstance(s, WindowError) for s in inferred.scores] == [True, False]
+    routed = route_stage(decoded.decoded, inferred.scores, threshold=0.5, settings=settings)
+    assert [w.window.window_seq for w in routed.routed] == [1]
+    assert [(m.offset, type(e)) for m, e in routed.poisoned] == [(0, WindowDecodeError)]
+    broken = cast(EdgeModel, _FlakyEdge(edge, InferenceError))
+    with pytest.raises(InferenceError):
+        infer_stage([decoded.decoded[0].frames], broken, switcher)
+    assert infer_stage([], broken, switcher).scores == []
+
+
+# ---- the batch processor and the sweeper with fakes ---------------------------------------
+
+
+class _Producer:
+    """Records what is queued, in order; every delivery succeeds."""
+
+    def __init__(self, log: list[tuple[str, Any]]) -> None:
+        self.log = log
+
+    async def send(self, topic: str, **record: Any) -> Any:
+        self.log.append(("send", (topic, record["key"], record["value"])))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+class _Pending:
+    """The pending store in memory (add for the agent; due/remove/count for the sweeper)."""
+
+    def __init__(self, log: list[tuple[str, Any]]) -> None:
+        self.log = log
+        self.entries: dict[tuple[str, int], bytes] = {}
+
+    async def add(self, stream_id: str, seq: int, deadline_ns: int, fallback: bytes) -> bool:
+        self.log.append(("pending_add", (stream_id, seq)))
+        self.entries[(stream_id, seq)] = fallback
+        return True
+
+    async def due(self, now_ns: int | None = None, *, limit: int = 256) -> list[PendingEntry]:
+        return [PendingEntry(s, q, data) for (s, q), data in list(self.entries.items())[:limit]]
+
+    async def remove(self, stream_id: str, seq: int) -> bool:
+        return self.entries.pop((stream_id, seq), None) is not None
+
+    async def count(self) -> int:
+        return len(self.entries)
+
+
+def _loaded(models: tuple[EdgeModel, Switcher]) -> LoadedModels:
+    edge, switcher = models
+    return LoadedModels(edge, switcher, 0.5, {"edge": "edge@1", "switcher": "switcher@1"})
+
+
+async def test_processor_built_from_fakes_writes_pending_before_the_offload_and_sweeps_it(
+    models: tuple[EdgeModel, Switcher], settings: Settings
+) -> None:
+    log: list[tuple[str, Any]] = []
+    metrics = EdgeMetrics()
+    publisher = Publisher(settings, lambda: cast(Any, _Producer(log)), metrics)
+    retrier = Retrier(RedisOutage(0.01, worker="edge"))
+    pending = _Pending(log)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        processor = EdgeBatchProcessor(
+            settings, _loaded(models), pending, publisher, retrier, metrics, executor=executor
+        )
+        await processor.process(
+            [window_message(0, CONFIDENT_FALL), window_message(1, UNCERTAIN_FALL)]
+        )
+    steps = [(kind, item[0] if kind == "send" else item) for kind, item in log]
+    assert steps == [
+        ("send", settings.topic_results),
+        ("pending_add", ("cam", 1)),
+        ("send", settings.topic_offload),
+    ]
+    edge_result = schemas.records.parse_result(log[0][1][2])
+    assert (edge_result.window_seq, edge_result.decided_by, edge_result.label) == (0, "edge", 1)
+    request = schemas.records.parse_offload_request(log[2][1][2])
+    assert (request.reason, request.edge.threshold) == ("uncertain", 0.5)
+    assert dict(request.model_versions) == {"edge": "edge@1", "switcher": "switcher@1"}
+
+    log.clear()
+    sweeper = FallbackSweeper(settings, pending, publisher, retrier, metrics)
+    assert await sweeper.sweep_once() == 1
+    assert [item[0] for _, item in log] == [settings.topic_results]
+    fallback = schemas.records.parse_result(log[0][1][2])
+    assert (fallback.window_seq, fallback.decided_by) == (1, "edge-fallback")
+    assert await pending.count() == 0
+    assert await sweeper.sweep_once() == 0

@@ -160,7 +160,7 @@ async def test_edge_runtime_holds_redis_errors_and_bounds_the_others() -> None:
             raise _down(redis.ConnectionError("Connection refused"))
         return "applied"
 
-    assert await runtime.with_retries("tracker_apply", through_an_outage) == "applied"
+    assert await runtime.retrier.with_retries("tracker_apply", through_an_outage) == "applied"
     assert readiness and not any(readiness)
     assert not runtime.redis_outage.active
 
@@ -172,7 +172,7 @@ async def test_edge_runtime_holds_redis_errors_and_bounds_the_others() -> None:
         raise _down(redis.ResponseError("ERR Error running script"))
 
     with pytest.raises(StateStoreError):
-        await runtime.with_retries("tracker_apply", refused_command)
+        await runtime.retrier.with_retries("tracker_apply", refused_command)
     assert refused == RETRY_ATTEMPTS
     await runtime.redis.aclose()
     runtime.executor.shutdown(wait=False)

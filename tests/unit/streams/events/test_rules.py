@@ -6,7 +6,9 @@ The same scenarios run against the Lua tracker in tests/integration/test_state_r
 from __future__ import annotations
 
 import json
+import math
 import random
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.records import RecordValueError, Result
 from streams.core.errors import MessageSchemaError
 from streams.events.alerts import PendingAlert, alert_id, build_alert
 from streams.events.reference import ReferenceTracker
@@ -70,7 +73,7 @@ def test_scenario(case: Case) -> None:
         assert resolved.facts.confidence == case.extra["resolved_confidence"]
         assert (
             resolved.facts.capture_end_ns
-            == result(case.extra["resolved_capture_seq"], 1)["capture_end_ns"]
+            == result(case.extra["resolved_capture_seq"], 1).capture_end_ns
         )
 
 
@@ -130,15 +133,21 @@ def test_generation_token_keeps_ids_unique_across_state_lifetimes() -> None:
         {"decided_by": "human"},
         {"window_seq": -1},
         {"window_seq": 2**53},
-        {"p_fall": 1.5},
         {"stream_id": ""},
+        {"capture_end_ns": -1},
     ],
 )
-def test_invalid_results_are_poison(bad: dict[str, Any]) -> None:
+def test_results_breaking_the_record_rules_cannot_reach_the_tracker(bad: dict[str, Any]) -> None:
+    # The Result type refuses them (parse_result raises the same RecordValueError, which the
+    # events agent dead-letters as `invalid`).
+    with pytest.raises(RecordValueError):
+        replace(result(1, 1), **bad)
+
+
+@pytest.mark.parametrize("p_fall", [1.5, -0.1, math.nan])
+def test_a_p_fall_outside_the_unit_interval_is_poison(p_fall: float) -> None:
     with pytest.raises(MessageSchemaError):
-        decision_from_result({**result(1, 1), **bad})
-    with pytest.raises(MessageSchemaError):
-        decision_from_result({k: v for k, v in result(1, 1).items() if k != "label"})
+        decision_from_result(replace(result(1, 1), p_fall=p_fall))
 
 
 def test_replaying_everything_changes_nothing() -> None:
@@ -176,16 +185,16 @@ def result_sets(draw: st.DrawFn) -> dict[str, Any]:
         for seq, lab in labels.items()
     ]
     dups = [
-        (t + rng.uniform(0, 3 * n), result(r["window_seq"], r["label"], rng.choice(by)))
+        (t + rng.uniform(0, 3 * n), result(r.window_seq, r.label, rng.choice(by)))
         for t, r in firsts
         if rng.random() < 0.3
     ]
     arrival = [r for _, r in sorted(firsts + dups, key=lambda x: x[0])]
-    in_order = [r for _, r in sorted(firsts, key=lambda x: x[1]["window_seq"])]
+    in_order = [r for _, r in sorted(firsts, key=lambda x: x[1].window_seq)]
     return {"R": resolve_after, "C": cooldown, "arrival": arrival, "in_order": in_order}
 
 
-def alert_set(config: TrackerConfig, results: list[dict[str, Any]]) -> set[tuple[str, str]]:
+def alert_set(config: TrackerConfig, results: list[Result]) -> set[tuple[str, str]]:
     tracker = ReferenceTracker(config, token_factory=lambda: "gen")
     return {(a.alert_id, a.state) for r in results for a in tracker.apply(r).alerts}
 
