@@ -21,7 +21,8 @@ SIGTERM and reads what the run produced. No worker is restarted by this module.
 Outputs: a `FaultReport` — windows published, lost (no result), windows with more than one
 result, results by ``decided_by``, dead letters, the alert audit (``load_tests.chaos``
 rules), each worker's pid at the start and at the end and whether it stayed up, the
-readiness each worker reported while the fault lasted; ``ok`` when nothing was lost, no
+readiness each worker reported while the fault lasted, each worker's Redis outage metrics
+at the end (``fallwatch_redis_outages_total``, ``fallwatch_redis_outage_active``); ``ok`` when nothing was lost, no
 alert was duplicated and no worker process was replaced or exited.
 Failure modes: ``WorkerStartError`` when a worker never gets ready at the start;
 ``PrivateStackError`` when the stack cannot be restarted; the workers are stopped and the
@@ -93,6 +94,10 @@ class FaultReport:
     worker_starts: dict[str, int] = field(default_factory=dict)
     exited_during_run: dict[str, int | None] = field(default_factory=dict)
     not_ready_s: dict[str, float] = field(default_factory=dict)  # /readyz != 200 during run
+    # Each worker's /metrics at the end of the run (None: not scraped): Redis outages it
+    # rode out and whether one is still active.
+    redis_outages: dict[str, float | None] = field(default_factory=dict)
+    redis_outage_active: dict[str, float | None] = field(default_factory=dict)
     worker_exit_codes: dict[str, int | None] = field(default_factory=dict)
     fault_s: list[float] = field(default_factory=list)  # [start, end] since the first window
     publish_s: float = 0.0  # first window -> last window acknowledged (fleet flushed)
@@ -239,6 +244,18 @@ def _repeated_kinds(tally: RunTally) -> dict[str, int]:
     return dict(Counter("+".join(sorted(k)) for k in kinds.values()))
 
 
+def _record_workers(run: RunHarness, report: FaultReport) -> None:
+    """Pids, starts, exits and Redis outage metrics of the workers, before they stop."""
+    report.pids_end = {role: w.pid for role, w in run.workers.items()}
+    report.worker_starts = {role: w.starts for role, w in run.workers.items()}
+    report.exited_during_run = {role: w.exited() for role, w in run.workers.items()}
+    for role, worker in run.workers.items():
+        samples = worker.metrics()
+        labels = (("worker", role),)
+        report.redis_outages[role] = samples.get(("fallwatch_redis_outages_total", labels))
+        report.redis_outage_active[role] = samples.get(("fallwatch_redis_outage_active", labels))
+
+
 def run_fault(
     stack: PrivateStack, base: Settings, fault: str, options: FaultOptions
 ) -> FaultReport:
@@ -258,9 +275,7 @@ def run_fault(
             report.error = report.error or repr(exc)
             log.exception("fault_run_failed", extra={"fault": fault})
         finally:
-            report.pids_end = {role: w.pid for role, w in run.workers.items()}
-            report.worker_starts = {role: w.starts for role, w in run.workers.items()}
-            report.exited_during_run = {role: w.exited() for role, w in run.workers.items()}
+            _record_workers(run, report)
     report.worker_exit_codes = dict(harness.exit_codes)
     tally = harness.tally()
     report.published = len(tally.published)
