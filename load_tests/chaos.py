@@ -2,8 +2,8 @@
 
 Inputs: the local stack and ``Settings`` (models, thresholds); ``ChaosOptions`` (cameras,
 windows per camera, aggregate rate, kill cycles, restart delay, time bounds).
-What it does: on run-unique topics, groups and Redis prefix, starts ``fallwatch edge`` and
-``fallwatch cloud`` subprocesses, publishes a bounded stream of pre-encoded synthetic windows
+What it does: through ``load_tests.harness.RunHarness`` (run-unique topics, groups and Redis
+prefix), starts ``fallwatch edge`` and ``fallwatch cloud`` subprocesses, publishes a bounded stream of pre-encoded synthetic windows
 (daily life with staged falls, ``load_tests.fleet``) and, in each cycle, SIGKILLs the cloud
 worker (at 25 % of the cycle's windows) and the edge worker (at 60 %) mid-stream and
 restarts each after ``restart_delay_s``. Then it waits (bounded) until every published
@@ -30,19 +30,18 @@ import logging
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from load_tests.collector import OutputCollector, SeenAlert
-from load_tests.fleet import CameraFleet, FleetStats, KafkaFleetSink, build_pool
+from load_tests.fleet import CameraFleet, KafkaFleetSink
+from load_tests.harness import PoolSpec, RunHarness
 from load_tests.measure import load_average
 from streams.core.settings import Settings
 from streams.devtools.workers import (
     REPO_ROOT,
-    WorkerProcess,
-    cleanup_run,
     isolated_run,
     new_run_id,
 )
@@ -207,142 +206,135 @@ def _resumed_since(collector: OutputCollector, role: str, started_ns: int) -> bo
     return _first_output_after(collector, role, started_ns) is not None
 
 
+class _KillSchedule:
+    """Kills and restarts the run's workers along ``_kill_plan`` while windows flow.
+
+    A kill waits until its worker was restarted (and, while windows still flow, until it
+    is processing again), so two kills never overlap one restart. Times are seconds since
+    ``t0`` (the first window), recorded in the report's ``KillEvent``s.
+    """
+
+    def __init__(self, run: RunHarness, options: ChaosOptions, report: ChaosReport) -> None:
+        self.run = run
+        self.options = options
+        self.report = report
+        self.plan = _kill_plan(options, options.cameras * options.windows_per_camera)
+        self.restarts: list[tuple[float, KillEvent]] = []
+        self.t0, self.t0_ns = time.monotonic(), time.time_ns()
+        self.last_start_ns: dict[str, int] = {role: self.t0_ns for role in run.workers}
+        self.resumed = {role: True for role in run.workers}
+        self.next_check = 0.0
+
+    def follow(self, publishing: threading.Thread) -> None:
+        """Apply the plan until publishing ended and every kill was restarted."""
+        while publishing.is_alive() or self.plan or self.restarts:
+            now = time.monotonic()
+            if now >= self.next_check:  # a kill must hit a worker that is processing again
+                self.next_check = now + 0.5
+                for role in self.resumed:
+                    self.resumed[role] = self.resumed[role] or _resumed_since(
+                        self.run.collector, role, self.last_start_ns[role]
+                    )
+            self._kill_due(publishing)
+            self._restart_due(now)
+            for event in self.report.kills:
+                waiting = event.restarted_s is not None and event.ready_s is None
+                if waiting and self.run.workers[event.role].ready():
+                    event.ready_s = time.monotonic() - self.t0
+            time.sleep(0.1)
+
+    def _kill_due(self, publishing: threading.Thread) -> None:
+        restarting = {event.role for _, event in self.restarts}
+        while (
+            self.plan
+            and (self.run.published >= self.plan[0][0] or not publishing.is_alive())
+            and self.plan[0][1] not in restarting
+            and (self.resumed[self.plan[0][1]] or not publishing.is_alive())
+        ):
+            _, role, cycle = self.plan.pop(0)
+            self.run.workers[role].kill9()
+            event = KillEvent(role, cycle, self.run.published, time.monotonic() - self.t0)
+            self.report.kills.append(event)
+            self.restarts.append((time.monotonic() + self.options.restart_delay_s, event))
+            restarting.add(role)
+            log.warning("chaos_kill9", extra={"role": role, "published": self.run.published})
+
+    def _restart_due(self, now: float) -> None:
+        for due, event in list(self.restarts):
+            if now >= due:
+                self.run.workers[event.role].start()
+                event.restarted_s = time.monotonic() - self.t0
+                self.last_start_ns[event.role] = time.time_ns()
+                self.resumed[event.role] = False
+                self.restarts.remove((due, event))
+
+    def settle(self) -> None:
+        """Wait until every worker is ready again; a kill not seen ready gets that time."""
+        for worker in self.run.workers.values():
+            worker.wait_ready(self.options.startup_timeout_s)
+        for event in self.report.kills:
+            if event.ready_s is None:
+                event.ready_s = time.monotonic() - self.t0
+
+    def resumed_times(self) -> None:
+        """Each restarted worker's first output, in seconds since ``t0``."""
+        for event in self.report.kills:
+            if event.restarted_s is not None:
+                restart_ns = self.t0_ns + int(event.restarted_s * 1e9)
+                first = _first_output_after(self.run.collector, event.role, restart_ns)
+                event.resumed_s = None if first is None else (first - self.t0_ns) / 1e9
+
+
+def _fleet_sink(settings: Settings, client_id: str) -> KafkaFleetSink:
+    return KafkaFleetSink(settings, settings.topic_frames, client_id=client_id)
+
+
+def _kill_phase(run: RunHarness, options: ChaosOptions, report: ChaosReport) -> _KillSchedule:
+    """Publish the fleet's windows while killing and restarting the workers."""
+    pool = run.start(
+        PoolSpec(options.scenes, options.scene_s, options.falls_per_scene, options.seed),
+        options.startup_timeout_s,
+    )
+    total = options.cameras * options.windows_per_camera
+    fleet = CameraFleet(pool, cameras=options.cameras, stream_prefix="chaos")
+    schedule = _KillSchedule(run, options, report)
+    thread = run.publish_in_background(
+        fleet,
+        total=total,
+        rate=options.rate,
+        max_duration_s=total / options.rate + 30.0,
+        name="chaos-fleet",
+    )
+    schedule.follow(thread)
+    thread.join()
+    if run.publish_errors:
+        raise run.publish_errors[0]
+    schedule.settle()
+    return schedule
+
+
 def run_chaos(base: Settings, options: ChaosOptions) -> ChaosReport:
     """Run the experiment (module docstring); always stops its workers."""
-    from streams.devtools.demo import preflight
-    from streams.kafka.topics import ensure_topics
-
     started = time.monotonic()
     run_id = new_run_id("chaos")
     settings = isolated_run(base, run_id)
     log_dir = options.log_dir or REPO_ROOT / ".stack" / "chaos" / run_id
     report = ChaosReport(run_id=run_id, log_dir=str(log_dir))
-    preflight(settings)
-    ensure_topics(settings)
-    workers = {r: WorkerProcess.for_settings(r, settings, log_dir) for r in ("edge", "cloud")}
-    collector = OutputCollector(settings)
-    sink: Any = None
-    fleet_stats: list[FleetStats] = []
-    try:
-        for worker in workers.values():
-            worker.start()
-        pool = build_pool(
-            scenes=options.scenes,
-            scene_s=options.scene_s,
-            falls_per_scene=options.falls_per_scene,
-            seed=options.seed,
-        )
-        for worker in workers.values():
-            worker.wait_ready(options.startup_timeout_s)
-        collector.start()
-        sink = KafkaFleetSink(settings, settings.topic_frames, client_id=f"fallwatch-{run_id}")
-        total = options.cameras * options.windows_per_camera
-        fleet = CameraFleet(pool, cameras=options.cameras, stream_prefix="chaos")
-        published = [0]
-
-        def count(_: object) -> None:
-            published[0] += 1
-
-        def publish() -> None:
-            fleet_stats.append(
-                fleet.run(
-                    sink,
-                    rate=options.rate,
-                    max_windows=total,
-                    max_duration_s=total / options.rate + 30.0,
-                    on_publish=count,
-                )
-            )
-
-        t0, t0_ns = time.monotonic(), time.time_ns()
-        last_start_ns: dict[str, int] = {"edge": t0_ns, "cloud": t0_ns}
-        resumed = {"edge": True, "cloud": True}
-        next_check = 0.0
-        thread = threading.Thread(target=publish, name="chaos-fleet", daemon=True)
-        thread.start()
-        plan = _kill_plan(options, total)
-        restarts: list[tuple[float, KillEvent]] = []
-        while thread.is_alive() or plan or restarts:
-            now = time.monotonic()
-            if now >= next_check:  # a kill must hit a worker that is processing again
-                next_check = now + 0.5
-                for role in resumed:
-                    resumed[role] = resumed[role] or _resumed_since(
-                        collector, role, last_start_ns[role]
-                    )
-            # A kill waits until its worker was restarted (and, while windows still flow,
-            # until it is processing again), so two kills never overlap one restart.
-            restarting = {event.role for _, event in restarts}
-            while (
-                plan
-                and (published[0] >= plan[0][0] or not thread.is_alive())
-                and plan[0][1] not in restarting
-                and (resumed[plan[0][1]] or not thread.is_alive())
-            ):
-                _, role, cycle = plan.pop(0)
-                workers[role].kill9()
-                event = KillEvent(role, cycle, published[0], time.monotonic() - t0)
-                report.kills.append(event)
-                restarts.append((time.monotonic() + options.restart_delay_s, event))
-                restarting.add(role)
-                log.warning("chaos_kill9", extra={"role": role, "published": published[0]})
-            for due, event in list(restarts):
-                if now >= due:
-                    workers[event.role].start()
-                    event.restarted_s = time.monotonic() - t0
-                    last_start_ns[event.role] = time.time_ns()
-                    resumed[event.role] = False
-                    restarts.remove((due, event))
-            for event in report.kills:
-                waiting = event.restarted_s is not None and event.ready_s is None
-                if waiting and workers[event.role].ready():
-                    event.ready_s = time.monotonic() - t0
-            time.sleep(0.1)
-        thread.join()
-        for worker in workers.values():
-            worker.wait_ready(options.startup_timeout_s)
-        for event in report.kills:
-            if event.ready_s is None:
-                event.ready_s = time.monotonic() - t0
-        stats = fleet_stats[0]
-        wanted = {(w.stream_id, w.seq) for w in stats.published}
-        drain_started = time.monotonic()
-        deadline = drain_started + options.drain_timeout_s
-        while time.monotonic() < deadline:
-            decided = {(r.stream_id, r.seq) for r in collector.results()}
-            if wanted <= decided and collector.seconds_since_last_record() >= options.quiet_s:
-                report.drained = True
-                break
-            if any(w.exited() is not None for w in workers.values()):
-                break
-            time.sleep(0.5)
-        report.drain_s = time.monotonic() - drain_started
-    finally:
-        for role, worker in workers.items():
-            report.worker_exit_codes[role] = worker.stop()
-        if sink is not None:
-            sink.close()
-        collector.stop()
-        if not options.keep:
-            cleanup_run(settings, run_id)
-    stats = fleet_stats[0] if fleet_stats else FleetStats(target_rate=options.rate)
-    results = collector.results()
-    per_window = Counter((r.stream_id, r.seq) for r in results)
-    report.published = len(stats.published)
-    report.lost = sorted(
-        f"{w.stream_id}:{w.seq}" for w in stats.published if (w.stream_id, w.seq) not in per_window
-    )
-    report.results = len(results)
-    report.decided_by = dict(Counter(r.decided_by for r in results))
-    report.windows_with_repeated_results = sum(1 for n in per_window.values() if n > 1)
-    report.dead_letters = collector.dead_letters()
-    report.undecodable = collector.undecodable()
-    report.alerts = audit_alerts(collector.alerts(), settings.cooldown_windows)
-    for event in report.kills:
-        if event.restarted_s is not None:
-            restart_ns = t0_ns + int(event.restarted_s * 1e9)
-            first = _first_output_after(collector, event.role, restart_ns)
-            event.resumed_s = None if first is None else (first - t0_ns) / 1e9
+    harness = RunHarness(settings, run_id, log_dir, sink_factory=_fleet_sink, keep=options.keep)
+    with harness as run:
+        schedule = _kill_phase(run, options, report)
+        report.drained, report.drain_s = run.drain(options.drain_timeout_s, options.quiet_s)
+    report.worker_exit_codes = dict(harness.exit_codes)
+    tally = harness.tally()
+    report.published = len(tally.published)
+    report.lost = tally.lost
+    report.results = len(tally.results)
+    report.decided_by = tally.decided_by
+    report.windows_with_repeated_results = tally.repeated
+    report.dead_letters = harness.collector.dead_letters()
+    report.undecodable = harness.collector.undecodable()
+    report.alerts = audit_alerts(harness.collector.alerts(), settings.cooldown_windows)
+    schedule.resumed_times()
     report.elapsed_s = time.monotonic() - started
     report.load_average = load_average()
     return report
@@ -391,10 +383,7 @@ def format_kill9_line(report: ChaosReport) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    from load_tests.faults import FAULTS, FaultOptions, format_fault_line, run_fault
-    from streams.devtools.private_stack import running_private_stack
-
+def _parser(fault_names: tuple[str, ...]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m load_tests.chaos",
         description="kill -9 the edge and the cloud worker mid-stream, then restart and pause "
@@ -408,13 +397,61 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart-delay", type=float, default=2.0)
     parser.add_argument(
         "--faults",
-        default=",".join(("worker-kill9", *FAULTS)),
-        help=f"comma-separated, from worker-kill9 (shared stack) and {', '.join(FAULTS)} "
+        default=",".join(("worker-kill9", *fault_names)),
+        help=f"comma-separated, from worker-kill9 (shared stack) and {', '.join(fault_names)} "
         "(private stack)",
     )
     parser.add_argument("--fault-windows-per-camera", type=int, default=60)
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the run's topics and keys")
+    return parser
+
+
+def _kill9_scenario(args: argparse.Namespace, lines: list[str], doc: dict[str, Any]) -> bool:
+    """The worker kill -9 run on the shared stack; prints its report, adds its line."""
+    options = ChaosOptions(
+        cameras=args.cameras,
+        windows_per_camera=args.windows_per_camera,
+        rate=args.rate,
+        cycles=args.cycles,
+        restart_delay_s=args.restart_delay,
+        keep=args.keep,
+        drain_timeout_s=180.0,
+    )
+    report = run_chaos(Settings(), options)
+    print(format_chaos(report), flush=True)
+    lines.append(format_kill9_line(report))
+    doc["worker-kill9"] = report.to_json()
+    return report.ok
+
+
+def _stack_scenarios(
+    args: argparse.Namespace, faults: list[str], lines: list[str], doc: dict[str, Any]
+) -> bool:
+    """Each broker/Redis fault in turn on one private stack; one line per fault."""
+    from load_tests.faults import FaultOptions, format_fault_line, run_fault
+    from streams.devtools.private_stack import running_private_stack
+
+    ok = True
+    run_dir = REPO_ROOT / ".stack" / "chaos" / new_run_id("stack")
+    fault_options = FaultOptions(windows_per_camera=args.fault_windows_per_camera)
+    with running_private_stack(run_dir / "stack") as stack:
+        print(f"private stack {stack.bootstrap} / {stack.redis_url} in {run_dir}", flush=True)
+        for fault in faults:
+            result = run_fault(
+                stack, Settings(), fault, replace(fault_options, log_dir=run_dir / fault)
+            )
+            lines.append(format_fault_line(result))
+            print(lines[-1], flush=True)
+            doc[fault] = result.to_json()
+            ok = ok and result.ok
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    from load_tests.faults import FAULTS
+
+    parser = _parser(FAULTS)
     args = parser.parse_args(argv)
     faults = [f for f in args.faults.split(",") if f]
     unknown = set(faults) - {"worker-kill9", *FAULTS}
@@ -425,34 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {}
     ok = True
     if "worker-kill9" in faults:
-        options = ChaosOptions(
-            cameras=args.cameras,
-            windows_per_camera=args.windows_per_camera,
-            rate=args.rate,
-            cycles=args.cycles,
-            restart_delay_s=args.restart_delay,
-            keep=args.keep,
-            drain_timeout_s=180.0,
-        )
-        report = run_chaos(Settings(), options)
-        print(format_chaos(report), flush=True)
-        lines.append(format_kill9_line(report))
-        doc["worker-kill9"] = report.to_json()
-        ok = ok and report.ok
+        ok = _kill9_scenario(args, lines, doc) and ok
     stack_faults = [f for f in faults if f in FAULTS]
     if stack_faults:
-        run_dir = REPO_ROOT / ".stack" / "chaos" / new_run_id("stack")
-        fault_options = FaultOptions(windows_per_camera=args.fault_windows_per_camera)
-        with running_private_stack(run_dir / "stack") as stack:
-            print(f"private stack {stack.bootstrap} / {stack.redis_url} in {run_dir}", flush=True)
-            for fault in stack_faults:
-                result = run_fault(
-                    stack, Settings(), fault, replace(fault_options, log_dir=run_dir / fault)
-                )
-                lines.append(format_fault_line(result))
-                print(lines[-1], flush=True)
-                doc[fault] = result.to_json()
-                ok = ok and result.ok
+        ok = _stack_scenarios(args, stack_faults, lines, doc) and ok
     print("\nfallwatch chaos: one line per fault")
     print("\n".join(lines))
     if args.json is not None:

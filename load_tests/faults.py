@@ -3,8 +3,9 @@
 Inputs: a running `streams.devtools.private_stack.PrivateStack` (its own broker and
 redis-server, never the shared stack's), base ``Settings`` (models, thresholds), a fault
 name (``FAULTS``) and ``FaultOptions`` (cameras, windows, rate, when and how long).
-What it does: on run-unique topics, groups and Redis prefix of the private stack, starts
-the real ``fallwatch edge`` and ``fallwatch cloud`` workers (``streams.devtools.workers``)
+What it does: through ``load_tests.harness.RunHarness`` (run-unique topics, groups and Redis
+prefix of the private stack), starts the real ``fallwatch edge`` and ``fallwatch cloud``
+workers (``streams.devtools.workers``)
 and publishes a bounded stream of pre-encoded synthetic windows (daily life with staged
 falls, ``load_tests.fleet``) through the gateway's own Kafka sink
 (``streams.gateway.gateway.KafkaWindowSink``: its outage hold is part of what is tested).
@@ -20,7 +21,8 @@ SIGTERM and reads what the run produced. No worker is restarted by this module.
 Outputs: a `FaultReport` — windows published, lost (no result), windows with more than one
 result, results by ``decided_by``, dead letters, the alert audit (``load_tests.chaos``
 rules), each worker's pid at the start and at the end and whether it stayed up, the
-readiness each worker reported while the fault lasted; ``ok`` when nothing was lost, no
+readiness each worker reported while the fault lasted, each worker's Redis outage metrics
+at the end (``fallwatch_redis_outages_total``, ``fallwatch_redis_outage_active``); ``ok`` when nothing was lost, no
 alert was duplicated and no worker process was replaced or exited.
 Failure modes: ``WorkerStartError`` when a worker never gets ready at the start;
 ``PrivateStackError`` when the stack cannot be restarted; the workers are stopped and the
@@ -33,19 +35,18 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from load_tests.chaos import AlertAudit, audit_alerts
-from load_tests.collector import OutputCollector
-from load_tests.fleet import CameraFleet, FleetStats, build_pool
+from load_tests.fleet import CameraFleet, PublishedWindow
+from load_tests.harness import ClosableSink, PoolSpec, RunHarness, RunTally
 from streams.core.settings import Settings
 from streams.devtools.private_stack import PrivateStack
 from streams.devtools.workers import (
     REPO_ROOT,
-    WorkerProcess,
-    cleanup_run,
     isolated_run,
     new_run_id,
 )
@@ -93,6 +94,10 @@ class FaultReport:
     worker_starts: dict[str, int] = field(default_factory=dict)
     exited_during_run: dict[str, int | None] = field(default_factory=dict)
     not_ready_s: dict[str, float] = field(default_factory=dict)  # /readyz != 200 during run
+    # Each worker's /metrics at the end of the run (None: not scraped): Redis outages it
+    # rode out and whether one is still active.
+    redis_outages: dict[str, float | None] = field(default_factory=dict)
+    redis_outage_active: dict[str, float | None] = field(default_factory=dict)
     worker_exit_codes: dict[str, int | None] = field(default_factory=dict)
     fault_s: list[float] = field(default_factory=list)  # [start, end] since the first window
     publish_s: float = 0.0  # first window -> last window acknowledged (fleet flushed)
@@ -153,14 +158,108 @@ def _apply_fault(stack: PrivateStack, fault: str, options: FaultOptions) -> None
         raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
 
 
+def _gateway_sink(settings: Settings, client_id: str) -> ClosableSink:
+    from streams.gateway.gateway import KafkaWindowSink
+
+    return KafkaWindowSink(settings, settings.topic_frames, client_id=client_id)
+
+
+class _FaultInjector:
+    """Applies the fault in its own thread once ``fault_at`` of the windows are out, and
+    meanwhile adds up how long each worker's /readyz was not 200."""
+
+    def __init__(
+        self, run: RunHarness, stack: PrivateStack, fault: str, options: FaultOptions,
+        report: FaultReport,
+    ) -> None:  # fmt: skip
+        self.run = run
+        self.stack = stack
+        self.fault = fault
+        self.options = options
+        self.report = report
+        self.errors: list[BaseException] = []
+        self.thread: threading.Thread | None = None
+        self.t0 = time.monotonic()
+
+    def _inject(self) -> None:
+        self.report.fault_s.append(time.monotonic() - self.t0)
+        try:
+            _apply_fault(self.stack, self.fault, self.options)
+        except BaseException as exc:  # reported, and the run still drains and cleans up
+            self.errors.append(exc)
+        self.report.fault_s.append(time.monotonic() - self.t0)
+
+    def follow(self, publishing: threading.Thread, total: int) -> None:
+        """Until publishing and the fault are both over."""
+        last_poll = {role: time.monotonic() for role in self.run.workers}
+        self.report.not_ready_s = {role: 0.0 for role in self.run.workers}
+        while publishing.is_alive() or (self.thread is not None and self.thread.is_alive()):
+            if self.thread is None and self.run.published >= int(total * self.options.fault_at):
+                self.report.published_at_fault = self.run.published
+                self.thread = threading.Thread(target=self._inject, name="fault", daemon=True)
+                self.thread.start()
+            for role, worker in self.run.workers.items():
+                now = time.monotonic()
+                if not worker.ready():
+                    self.report.not_ready_s[role] += now - last_poll[role]
+                last_poll[role] = now
+            time.sleep(0.5)
+
+
+def _fault_phase(
+    run: RunHarness, stack: PrivateStack, fault: str, options: FaultOptions, report: FaultReport
+) -> None:
+    """Start the workers, publish through the gateway sink, break and repair the stack,
+    drain."""
+    pool = run.start(
+        PoolSpec(options.scenes, options.scene_s, options.falls_per_scene, options.seed),
+        options.startup_timeout_s,
+    )
+    report.pids_start = {role: w.pid for role, w in run.workers.items()}
+    total = options.cameras * options.windows_per_camera
+    fleet = CameraFleet(pool, cameras=options.cameras, stream_prefix=fault)
+    injector = _FaultInjector(run, stack, fault, options, report)
+    thread = run.publish_in_background(
+        fleet,
+        total=total,
+        rate=options.rate,
+        max_duration_s=total / options.rate + 120.0,
+        flush_timeout_s=120.0,
+        name="fault-fleet",
+    )
+    injector.follow(thread, total)
+    thread.join()
+    report.publish_s = time.monotonic() - injector.t0
+    if injector.errors or run.publish_errors:
+        report.error = repr((injector.errors + run.publish_errors)[0])
+    report.drained, report.drain_s = run.drain(options.drain_timeout_s, options.quiet_s)
+
+
+def _repeated_kinds(tally: RunTally) -> dict[str, int]:
+    """For windows with more than one result: who decided them ("cloud+edge-fallback": n)."""
+    kinds: dict[tuple[str, int], list[str]] = {}
+    for r in tally.results:
+        if tally.per_window[(r.stream_id, r.seq)] > 1:
+            kinds.setdefault((r.stream_id, r.seq), []).append(r.decided_by)
+    return dict(Counter("+".join(sorted(k)) for k in kinds.values()))
+
+
+def _record_workers(run: RunHarness, report: FaultReport) -> None:
+    """Pids, starts, exits and Redis outage metrics of the workers, before they stop."""
+    report.pids_end = {role: w.pid for role, w in run.workers.items()}
+    report.worker_starts = {role: w.starts for role, w in run.workers.items()}
+    report.exited_during_run = {role: w.exited() for role, w in run.workers.items()}
+    for role, worker in run.workers.items():
+        samples = worker.metrics()
+        labels = (("worker", role),)
+        report.redis_outages[role] = samples.get(("fallwatch_redis_outages_total", labels))
+        report.redis_outage_active[role] = samples.get(("fallwatch_redis_outage_active", labels))
+
+
 def run_fault(
     stack: PrivateStack, base: Settings, fault: str, options: FaultOptions
 ) -> FaultReport:
     """Run one fault experiment (module docstring); always stops its workers."""
-    from streams.devtools.demo import preflight
-    from streams.gateway.gateway import KafkaWindowSink
-    from streams.kafka.topics import ensure_topics
-
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
     started = time.monotonic()
@@ -168,140 +267,35 @@ def run_fault(
     settings = isolated_run(stack.settings(base), run_id)
     log_dir = options.log_dir or REPO_ROOT / ".stack" / "chaos" / run_id
     report = FaultReport(fault=fault, run_id=run_id, log_dir=str(log_dir))
-    preflight(settings)
-    ensure_topics(settings)
-    workers = {
-        role: WorkerProcess.for_settings(role, settings, log_dir, extra_env=stack.env)
-        for role in ("edge", "cloud")
-    }
-    collector = OutputCollector(settings)
-    sink: KafkaWindowSink | None = None
-    fleet_stats: list[FleetStats] = []
-    try:
-        for worker in workers.values():
-            worker.start()
-        pool = build_pool(
-            scenes=options.scenes,
-            scene_s=options.scene_s,
-            falls_per_scene=options.falls_per_scene,
-            seed=options.seed,
-        )
-        for worker in workers.values():
-            worker.wait_ready(options.startup_timeout_s)
-        report.pids_start = {role: w.pid for role, w in workers.items()}
-        collector.start()
-        sink = KafkaWindowSink(settings, settings.topic_frames, client_id=f"fallwatch-{run_id}")
-        total = options.cameras * options.windows_per_camera
-        fleet = CameraFleet(pool, cameras=options.cameras, stream_prefix=fault)
-        published = [0]
-
-        def count(_: object) -> None:
-            published[0] += 1
-
-        publish_errors: list[BaseException] = []
-
-        def publish() -> None:
-            assert sink is not None
-            try:
-                fleet_stats.append(
-                    fleet.run(
-                        sink,
-                        rate=options.rate,
-                        max_windows=total,
-                        max_duration_s=total / options.rate + 120.0,
-                        on_publish=count,
-                        flush_timeout_s=120.0,
-                    )
-                )
-            except Exception as exc:  # the gateway sink gave up: reported, not hidden
-                publish_errors.append(exc)
-
-        t0 = time.monotonic()
-        thread = threading.Thread(target=publish, name="fault-fleet", daemon=True)
-        thread.start()
-        fault_thread: threading.Thread | None = None
-        fault_errors: list[BaseException] = []
-
-        def inject() -> None:
-            report.fault_s.append(time.monotonic() - t0)
-            try:
-                _apply_fault(stack, fault, options)
-            except BaseException as exc:  # reported, and the run still drains and cleans up
-                fault_errors.append(exc)
-            report.fault_s.append(time.monotonic() - t0)
-
-        last_poll = {role: time.monotonic() for role in workers}
-        report.not_ready_s = {role: 0.0 for role in workers}
-        while thread.is_alive() or (fault_thread is not None and fault_thread.is_alive()):
-            if fault_thread is None and published[0] >= int(total * options.fault_at):
-                report.published_at_fault = published[0]
-                fault_thread = threading.Thread(target=inject, name="fault", daemon=True)
-                fault_thread.start()
-            for role, worker in workers.items():
-                now = time.monotonic()
-                if not worker.ready():
-                    report.not_ready_s[role] += now - last_poll[role]
-                last_poll[role] = now
-            time.sleep(0.5)
-        thread.join()
-        report.publish_s = time.monotonic() - t0
-        if fault_errors or publish_errors:
-            report.error = repr((fault_errors + publish_errors)[0])
-        wanted = {(w.stream_id, w.seq) for w in fleet_stats[0].published} if fleet_stats else set()
-        drain_started = time.monotonic()
-        deadline = drain_started + options.drain_timeout_s
-        while time.monotonic() < deadline:
-            decided = {(r.stream_id, r.seq) for r in collector.results()}
-            if wanted <= decided and collector.seconds_since_last_record() >= options.quiet_s:
-                report.drained = True
-                break
-            if any(w.exited() is not None for w in workers.values()):
-                break
-            time.sleep(0.5)
-        report.drain_s = time.monotonic() - drain_started
-    except Exception as exc:
-        report.error = report.error or repr(exc)
-        log.exception("fault_run_failed", extra={"fault": fault})
-    finally:
-        report.pids_end = {role: w.pid for role, w in workers.items()}
-        report.worker_starts = {role: w.starts for role, w in workers.items()}
-        report.exited_during_run = {role: w.exited() for role, w in workers.items()}
-        for role, worker in workers.items():
-            report.worker_exit_codes[role] = worker.stop()
-        if sink is not None:
-            try:
-                sink.close()
-            except Exception as exc:  # the run's result matters more than a close error
-                log.warning("fault_sink_close_failed", extra={"error": repr(exc)})
-        collector.stop()
-        cleanup_run(settings, run_id)
-    stats = fleet_stats[0] if fleet_stats else FleetStats(target_rate=options.rate)
-    results = collector.results()
-    per_window = Counter((r.stream_id, r.seq) for r in results)
-    report.published = len(stats.published)
-    report.lost = sorted(
-        f"{w.stream_id}:{w.seq}" for w in stats.published if (w.stream_id, w.seq) not in per_window
-    )
-    report.results = len(results)
-    report.windows_with_repeated_results = sum(1 for n in per_window.values() if n > 1)
-    kinds: dict[tuple[str, int], list[str]] = {}
-    for r in results:
-        if per_window[(r.stream_id, r.seq)] > 1:
-            kinds.setdefault((r.stream_id, r.seq), []).append(r.decided_by)
-    report.repeated_kinds = dict(Counter("+".join(sorted(k)) for k in kinds.values()))
-    report.decided_by = dict(Counter(r.decided_by for r in results))
-    report.staged_falls = _staged_falls(stats)
-    report.dead_letters = collector.dead_letters()
-    report.alerts = audit_alerts(collector.alerts(), settings.cooldown_windows)
+    harness = RunHarness(settings, run_id, log_dir, sink_factory=_gateway_sink, extra_env=stack.env)
+    with harness as run:
+        try:
+            _fault_phase(run, stack, fault, options, report)
+        except Exception as exc:
+            report.error = report.error or repr(exc)
+            log.exception("fault_run_failed", extra={"fault": fault})
+        finally:
+            _record_workers(run, report)
+    report.worker_exit_codes = dict(harness.exit_codes)
+    tally = harness.tally()
+    report.published = len(tally.published)
+    report.lost = tally.lost
+    report.results = len(tally.results)
+    report.windows_with_repeated_results = tally.repeated
+    report.repeated_kinds = _repeated_kinds(tally)
+    report.decided_by = tally.decided_by
+    report.staged_falls = _staged_falls(tally.published)
+    report.dead_letters = harness.collector.dead_letters()
+    report.alerts = audit_alerts(harness.collector.alerts(), settings.cooldown_windows)
     report.elapsed_s = time.monotonic() - started
     return report
 
 
-def _staged_falls(stats: FleetStats) -> int:
+def _staged_falls(published: Sequence[PublishedWindow]) -> int:
     """Episodes of consecutive ground-truth fall windows over all streams."""
     episodes = 0
     last: dict[str, tuple[int, int]] = {}  # stream -> (seq, truth)
-    for window in sorted(stats.published, key=lambda w: (w.stream_id, w.seq)):
+    for window in sorted(published, key=lambda w: (w.stream_id, w.seq)):
         seq, truth = last.get(window.stream_id, (-2, 0))
         if window.truth and not (truth and window.seq == seq + 1):
             episodes += 1

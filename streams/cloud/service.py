@@ -37,7 +37,7 @@ import logging
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.cloud.metrics import CloudMetrics
 from streams.cloud.pending import PendingRemover, build_pending
@@ -45,6 +45,9 @@ from streams.cloud.worker import REMOVE_ATTEMPTS, CloudWorker, CloudWorkerError
 from streams.core.crash_points import CrashPoints
 from streams.core.settings import Settings
 from streams.kafka.batches import batch_guard_listener, commit_offsets, next_batch
+
+if TYPE_CHECKING:
+    from models.runtime.onnx_models import CloudModel
 
 __all__ = ["HEARTBEAT_INTERVAL_MS", "SESSION_TIMEOUT_MS", "run_cloud_worker", "serve"]
 
@@ -152,19 +155,12 @@ async def _consume(
         log.debug("batch_done", extra={"size": len(records), **vars(outcome)})
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Run the cloud worker until `stop` is set (the async core of `run_cloud_worker`)."""
-    from aiokafka.errors import KafkaError
-
-    from models.runtime.onnx_models import CloudModel, verify_file_sha256
-    from streams.core.metrics import preinitialize
-    from streams.kafka.topics import ensure_topics
+async def _load_model(settings: Settings, executor: ThreadPoolExecutor) -> CloudModel:
+    """The cloud model (its sha256 checked when pinned), loaded and warmed up on the
+    inference thread."""
+    from models.runtime.onnx_models import CloudModel
 
     loop = asyncio.get_running_loop()
-    if settings.cloud_model_sha256 is not None:  # refuse a swapped model before any I/O
-        verify_file_sha256(settings.cloud_model_path, settings.cloud_model_sha256, "cloud")
-    await loop.run_in_executor(None, ensure_topics, settings)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloud-infer")
     model = await loop.run_in_executor(
         executor,
         lambda: CloudModel.load(
@@ -174,6 +170,23 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         ),
     )
     await loop.run_in_executor(executor, model.warmup)
+    return model
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the cloud worker until `stop` is set (the async core of `run_cloud_worker`)."""
+    from aiokafka.errors import KafkaError
+
+    from models.runtime.onnx_models import verify_file_sha256
+    from streams.core.metrics import preinitialize
+    from streams.kafka.topics import ensure_topics
+
+    loop = asyncio.get_running_loop()
+    if settings.cloud_model_sha256 is not None:  # refuse a swapped model before any I/O
+        verify_file_sha256(settings.cloud_model_path, settings.cloud_model_sha256, "cloud")
+    await loop.run_in_executor(None, ensure_topics, settings)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloud-infer")
+    model = await _load_model(settings, executor)
     pending = build_pending(settings)
     await _wait_for_redis(pending)
     preinitialize()

@@ -250,6 +250,24 @@ class CloudWorker:
             self._executor, self._cpu_stage, records
         )
         self._metrics.stage("decode", decode_s)
+        self._check_model_health()
+        if scored:
+            self._metrics.stage("cloud", infer_s)
+            self._metrics.batch(len(scored))
+        t_pub = time.perf_counter()
+        try:
+            uncertain = await self._publish_batch(scored, bad, infer_s, outcome)
+        except KafkaError as exc:
+            raise CloudWorkerError(f"delivery to Kafka failed: {exc!r}") from exc
+        self._metrics.stage("publish", time.perf_counter() - t_pub)
+        if uncertain:  # results acknowledged, pending entries and offsets not yet settled
+            self._crash_points.reach("cloud_after_publish")  # test-only (kill -9 e2e test)
+        await self._remove_pending(uncertain)
+        outcome.removed = uncertain
+        return outcome
+
+    def _check_model_health(self) -> None:
+        """``CloudModelFailingError`` once the model failed on too many windows in a row."""
         limit = self._settings.cloud_max_model_failures
         if self.model_failures_in_row >= limit:
             log.critical(
@@ -260,52 +278,63 @@ class CloudWorker:
                 f"cloud model {self._version} failed on {self.model_failures_in_row} windows "
                 f"in a row (limit {limit})"
             )
-        if scored:
-            self._metrics.stage("cloud", infer_s)
-            self._metrics.batch(len(scored))
+
+    async def _publish_batch(
+        self,
+        scored: list[tuple[DecodedOffload, float]],
+        bad: list[tuple[Any, BaseException]],
+        infer_s: float,
+        outcome: BatchOutcome,
+    ) -> list[tuple[str, int]]:
+        """Dead letters, audits and results of one batch, every delivery awaited; returns
+        the (stream, seq) of the results published (their pending entries to remove)."""
         deliveries: list[Awaitable[Any]] = []
-        t_pub = time.perf_counter()
+        for record, exc in bad:
+            deliveries.append(await self._dead_letter(record, exc))
+            outcome.dead_letters += 1
+        per_window_s = infer_s / max(1, len(scored))
+        uncertain: list[tuple[str, int]] = []
+        for item, p_fall in scored:
+            label = int(p_fall >= self._settings.fall_threshold)
+            if item.request.reason != "uncertain":
+                edge_label = int(item.request.edge.p_fall >= self._settings.fall_threshold)
+                self._metrics.audit(edge_label == label)
+                outcome.audits += 1
+                continue
+            delivery, window = await self._answer(item, p_fall, label, per_window_s, outcome)
+            deliveries.append(delivery)
+            if window is not None:
+                uncertain.append(window)
+        await asyncio.gather(*deliveries)
+        return uncertain
+
+    async def _answer(
+        self,
+        item: DecodedOffload,
+        p_fall: float,
+        label: int,
+        infer_s: float,
+        outcome: BatchOutcome,
+    ) -> tuple[Awaitable[Any], tuple[str, int] | None]:
+        """Send the result of one uncertain window (or its dead letter when no result can be
+        written); returns the delivery and the (stream, seq) answered (None: dead letter)."""
         try:
-            for record, exc in bad:
-                deliveries.append(await self._dead_letter(record, exc))
-                outcome.dead_letters += 1
-            per_window_s = infer_s / max(1, len(scored))
-            uncertain: list[tuple[str, int]] = []
-            for item, p_fall in scored:
-                label = int(p_fall >= self._settings.fall_threshold)
-                if item.request.reason != "uncertain":
-                    edge_label = int(item.request.edge.p_fall >= self._settings.fall_threshold)
-                    self._metrics.audit(edge_label == label)
-                    outcome.audits += 1
-                    continue
-                try:
-                    result = self._result(item, p_fall, label, per_window_s)
-                    value = self._encode(result)
-                except PoisonMessageError as exc:
-                    # A valid request we still cannot answer: never crash-loop on it.
-                    deliveries.append(await self._dead_letter(item.record, exc))
-                    outcome.dead_letters += 1
-                    continue
-                if result.produced_at_ns > item.request.deadline_ns:
-                    outcome.late += 1
-                    self._metrics.late()
-                deliveries.append(
-                    await self._producer.send(
-                        self._settings.topic_results, value=value, key=result.key
-                    )
-                )
-                uncertain.append((result.stream_id, result.window_seq))
-                self._metrics.result(result.capture_end_ns)
-                outcome.results += 1
-            await asyncio.gather(*deliveries)
-        except KafkaError as exc:
-            raise CloudWorkerError(f"delivery to Kafka failed: {exc!r}") from exc
-        self._metrics.stage("publish", time.perf_counter() - t_pub)
-        if uncertain:  # results acknowledged, pending entries and offsets not yet settled
-            self._crash_points.reach("cloud_after_publish")  # test-only (kill -9 e2e test)
-        await self._remove_pending(uncertain)
-        outcome.removed = uncertain
-        return outcome
+            result = self._result(item, p_fall, label, infer_s)
+            value = self._encode(result)
+        except PoisonMessageError as exc:
+            # A valid request we still cannot answer: never crash-loop on it.
+            dead_letter = await self._dead_letter(item.record, exc)
+            outcome.dead_letters += 1
+            return dead_letter, None
+        if result.produced_at_ns > item.request.deadline_ns:
+            outcome.late += 1
+            self._metrics.late()
+        delivery = await self._producer.send(
+            self._settings.topic_results, value=value, key=result.key
+        )
+        self._metrics.result(result.capture_end_ns)
+        outcome.results += 1
+        return delivery, (result.stream_id, result.window_seq)
 
     def _result(self, item: DecodedOffload, p_fall: float, label: int, infer_s: float) -> Result:
         request = item.request

@@ -38,6 +38,8 @@ __all__ = [
     "OFFLOAD_RATIO",
     "PATHS",
     "PENDING_OFFLOADS",
+    "REDIS_OUTAGES",
+    "REDIS_OUTAGE_ACTIVE",
     "RESULTS",
     "STAGES",
     "STAGE_SECONDS",
@@ -104,6 +106,14 @@ AUDIT_AGREEMENT = Counter(
     "Audited windows where the cloud agreed (true) or not (false) with the edge.",
     ["agree"],
 )
+REDIS_OUTAGE_ACTIVE = Gauge(
+    "fallwatch_redis_outage_active",
+    "1 while the worker holds its work through a Redis outage, else 0.",
+    ["worker"],
+)
+REDIS_OUTAGES = Counter(
+    "fallwatch_redis_outages_total", "Redis outages the worker rode out (or is in).", ["worker"]
+)
 
 _ALLOWED: dict[str, tuple[str, ...]] = {
     "worker": WORKERS,
@@ -136,6 +146,8 @@ def preinitialize() -> None:
     """Create every labelled series at zero (call once at worker start-up)."""
     for worker in WORKERS:
         WINDOWS_IN.labels(worker=worker)
+        REDIS_OUTAGE_ACTIVE.labels(worker=worker)
+        REDIS_OUTAGES.labels(worker=worker)
     for path in PATHS:
         WINDOWS_ROUTED.labels(path=path)
     for decided_by in DECIDED_BY:

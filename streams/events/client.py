@@ -18,7 +18,9 @@ side (Lua scripts keyed by window, HSETNX, acks by id), so a retry after a timeo
 command did run on the server changes nothing.
 Failure modes: none raised by `hold` while Redis is unavailable (it waits); a command
 Redis refused (a script error) or any other exception from `op` propagates at once. Logs `redis_outage_started` / `redis_outage_ended` (with
-its duration) once per outage, and a `redis_outage_retry` warning at most every 10 s.
+its duration) once per outage, and a `redis_outage_retry` warning at most every 10 s;
+`fallwatch_redis_outage_active{worker}` is 1 meanwhile and `fallwatch_redis_outages_total{worker}`
+counts the outages (`worker` is `edge` or `cloud`: `ValueError` for another name).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import redis
 import redis.asyncio
 
 from streams.core.errors import StateStoreError
+from streams.core.metrics import REDIS_OUTAGE_ACTIVE, REDIS_OUTAGES, check_label
 from streams.core.settings import Settings
 
 __all__ = [
@@ -96,9 +99,11 @@ class RedisOutage:
 
     def __init__(self, max_backoff_s: float, *, worker: str) -> None:
         self._max_backoff_s = max_backoff_s
-        self._worker = worker
+        self._worker = check_label("worker", worker)
         self._since: float | None = None
         self.outages = 0
+        self._active_gauge = REDIS_OUTAGE_ACTIVE.labels(worker=worker)
+        self._outages_counter = REDIS_OUTAGES.labels(worker=worker)
 
     @property
     def active(self) -> bool:
@@ -120,6 +125,8 @@ class RedisOutage:
                 if self._since is None:
                     self._since, last_log = now, now
                     self.outages += 1
+                    self._outages_counter.inc()
+                    self._active_gauge.set(1)
                     log.error(
                         "redis_outage_started",
                         extra={"worker": self._worker, "op": what, "error": repr(exc)},
@@ -148,4 +155,5 @@ class RedisOutage:
                     },
                 )
                 self._since = None
+                self._active_gauge.set(0)
             return value

@@ -275,6 +275,40 @@ def default_encoder(options: GatewayOptions) -> Callable[[Frame], bytes]:
     return encode
 
 
+@dataclass
+class _RunState:
+    """The state of one `Gateway.run`: windower, pacer, stop flag, staged-fall truth."""
+
+    options: GatewayOptions
+    pacer: WindowPacer
+    stop: threading.Event
+    windower: RollingWindower
+    truth: FallTruthRecorder
+    falls: Sequence[StagedFallSpec]
+    loop_period_s: float | None
+    truth_out: IO[str] | None
+    stats: GatewayStats = field(default_factory=GatewayStats)
+    loops_added: int = 0
+
+    def emit_truth(self, stream_time_s: float, final: bool = False) -> None:
+        for doc in self.truth.completed(stream_time_s, final=final):
+            self.stats.truth.append(doc)
+            if self.truth_out is not None:
+                self.truth_out.write(json.dumps(doc) + "\n")
+                self.truth_out.flush()
+
+    def stage_next_loops(self, window_end_s: float) -> None:
+        """With a looping source, stage the next loop's falls before its windows arrive."""
+        if not (self.loop_period_s and self.falls):
+            return
+        while (self.loops_added + 1) * self.loop_period_s <= window_end_s + self.options.window_s:
+            self.loops_added += 1
+            shift = self.loops_added * self.loop_period_s
+            self.truth.add_falls(
+                [StagedFallSpec(f.start_s + shift, f.end_s + shift) for f in self.falls]
+            )
+
+
 class Gateway:
     """Turns a frame source into published windows (pure orchestration; sink injected)."""
 
@@ -313,53 +347,42 @@ class Gateway:
         from models.runtime.windows import window_label
 
         opts = self.options
-        stop = stop or threading.Event()
-        pacer = self._pacer or WindowPacer(paced=opts.paced and not live)
         resampler = NearestFrameResampler(opts.fps)
-        windower = RollingWindower(fps=opts.fps, window_s=opts.window_s, stride_s=opts.stride_s)
-        truth = FallTruthRecorder(opts.stream_id, falls, window_label, window_s=opts.window_s)
-        loops_added = 0
-        stats = GatewayStats()
-        key = opts.stream_id.encode("utf-8")
-        pacer.start()
-
-        def emit_truth(stream_time_s: float, final: bool = False) -> None:
-            for doc in truth.completed(stream_time_s, final=final):
-                stats.truth.append(doc)
-                if truth_out is not None:
-                    truth_out.write(json.dumps(doc) + "\n")
-                    truth_out.flush()
-
-        def handle(idx: int, grid_frame: Frame) -> None:
-            nonlocal loops_added
-            for win in windower.push(idx, grid_frame):
-                if loop_period_s and falls:
-                    # Stage the next loop's falls before its windows arrive.
-                    while (loops_added + 1) * loop_period_s <= win.end_s + opts.window_s:
-                        loops_added += 1
-                        shift = loops_added * loop_period_s
-                        truth.add_falls(
-                            [StagedFallSpec(f.start_s + shift, f.end_s + shift) for f in falls]
-                        )
-                capture_end = pacer.capture_end_ns(win.end_s, stop.is_set)
-                if stop.is_set():
-                    return
-                seq = opts.start_seq + win.k
-                self._publish(seq, win.frames, capture_end, key, stats)
-                truth.observe(seq, win.start_s, win.end_s, capture_end)
-                emit_truth(win.end_s)
-
+        state = _RunState(
+            options=opts,
+            pacer=self._pacer or WindowPacer(paced=opts.paced and not live),
+            stop=stop or threading.Event(),
+            windower=RollingWindower(fps=opts.fps, window_s=opts.window_s, stride_s=opts.stride_s),
+            truth=FallTruthRecorder(opts.stream_id, falls, window_label, window_s=opts.window_s),
+            falls=falls,
+            loop_period_s=loop_period_s,
+            truth_out=truth_out,
+        )
+        state.pacer.start()
         for frame, t in source:
-            if stop.is_set():
+            if state.stop.is_set():
                 break
             for idx, grid_frame in resampler.push(frame, t):
-                handle(idx, grid_frame)
-        if not stop.is_set():
+                self._handle(state, idx, grid_frame)
+        if not state.stop.is_set():
             for idx, grid_frame in resampler.finish(end_s):
-                handle(idx, grid_frame)
-        emit_truth(0.0, final=True)
+                self._handle(state, idx, grid_frame)
+        state.emit_truth(0.0, final=True)
         self._sink.flush(30.0)
-        return stats
+        return state.stats
+
+    def _handle(self, state: _RunState, idx: int, grid_frame: Frame) -> None:
+        """One resampled frame: publish every window it completes (unless stopping)."""
+        key = self.options.stream_id.encode("utf-8")
+        for win in state.windower.push(idx, grid_frame):
+            state.stage_next_loops(win.end_s)
+            capture_end = state.pacer.capture_end_ns(win.end_s, state.stop.is_set)
+            if state.stop.is_set():
+                return
+            seq = self.options.start_seq + win.k
+            self._publish(seq, win.frames, capture_end, key, state.stats)
+            state.truth.observe(seq, win.start_s, win.end_s, capture_end)
+            state.emit_truth(win.end_s)
 
     def _publish(
         self, seq: int, frames: Frame, capture_end_ns: int, key: bytes, stats: GatewayStats

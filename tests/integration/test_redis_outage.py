@@ -18,7 +18,8 @@ Asserted: every published window got a result (a window with several results has
 documented second answers); no dead letter; the alert audit (no alert id re-sent with
 other bytes, one detected id per event, no episode alerted twice); both workers kept their
 pids and never exited; both reported not-ready while Redis was away (stop and pause) and
-ready again at the end; both stop cleanly. No worker is restarted by the test.
+ready again at the end; the edge counted the outage on /metrics (stop and pause) and no
+worker shows one active at the end; both stop cleanly. No worker is restarted by the test.
 Bounded: about 1.5 min per case, hard timeout for the module.
 """
 
@@ -115,5 +116,8 @@ def test_issue19_redis_outage_mid_stream_loses_no_window_and_stops_no_worker(
     assert report.pids_unchanged, (report.pids_start, report.pids_end, report.exited_during_run)
     if case != "redis-kill9":  # a kill -9 and restart may pass between two probes
         assert all(s > 0 for s in report.not_ready_s.values()), report.not_ready_s
+        # The edge writes every result's event state to Redis: it must have seen the outage.
+        assert (report.redis_outages["edge"] or 0) >= 1, report.redis_outages
+    assert report.redis_outage_active == {"edge": 0, "cloud": 0}, "an outage still shows"
     assert report.worker_exit_codes == {"edge": 0, "cloud": 0}
     assert report.ok

@@ -6,7 +6,8 @@ helpers: `Settings` built from the stack's ``FALLWATCH_*`` environment, then
 ``streams.kafka.security.kafka_python_security`` (kafka-python: admin, gateway, readers),
 ``streams.kafka.security.aiokafka_security`` (the workers' own producers and consumers) and
 ``streams.edge.app.faust_credentials`` as Faust's aiokafka driver turns it into client options;
-Redis through the ``rediss://`` URL exactly as the workers open it.
+Redis through ``streams.events.client`` (the ``rediss://`` URL, and the CA from
+``FALLWATCH_REDIS_SSL_CAFILE``) exactly as the workers open it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any
 
 import pytest
 import redis
-import redis.asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
@@ -32,6 +32,7 @@ from kafka.errors import KafkaError
 from streams.core.settings import Settings
 from streams.devtools.workers import WorkerProcess, wait_all_ready
 from streams.edge.app import faust_credentials
+from streams.events.client import async_redis, sync_redis
 from streams.kafka.security import aiokafka_security, kafka_python_security
 from streams.kafka.topics import ensure_topics
 from tests.integration.conftest import subscribe_when_known, unique_name
@@ -101,6 +102,7 @@ def test_settings_from_the_stack_env_select_sasl_ssl_and_mask_every_secret(
     assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
     assert settings.kafka_ssl_cafile == secure_stack.ca_file
     assert settings.redis_url.get_secret_value().startswith("rediss://")
+    assert settings.redis_ssl_cafile == secure_stack.ca_file  # the CA is a setting, not in the URL
     shown = json.dumps(settings.masked())
     assert secure_stack.kafka_password not in shown
     assert secure_stack.redis_password not in shown
@@ -266,12 +268,13 @@ def test_plaintext_and_untrusted_tls_clients_are_refused(secure_stack: SecureSta
         asyncio.run(start())
 
 
-def test_redis_over_tls_with_password_through_the_service_url(secure_stack: SecureStack) -> None:
+def test_redis_over_tls_with_password_through_the_service_clients(
+    secure_stack: SecureStack,
+) -> None:
     settings = secure_stack.settings()
-    url = settings.redis_url.get_secret_value()
     key = f"fwtest:{unique_name('secure')}"
 
-    sync_client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    sync_client = sync_redis(settings)
     try:
         pool_kwargs = sync_client.connection_pool.connection_kwargs
         assert pool_kwargs["ssl_ca_certs"] == str(secure_stack.ca_file)
@@ -282,7 +285,7 @@ def test_redis_over_tls_with_password_through_the_service_url(secure_stack: Secu
 
     async def round_trip() -> tuple[bytes | str | None, int]:
         # As the edge worker opens it (streams.edge.runtime), with a Lua call as its state does.
-        client = redis.asyncio.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        client = async_redis(settings)
         try:
             value = await client.get(key)
             deleted = await client.eval("return redis.call('DEL', KEYS[1])", 1, key)
@@ -293,15 +296,17 @@ def test_redis_over_tls_with_password_through_the_service_url(secure_stack: Secu
     assert asyncio.run(round_trip()) == (b"over-tls", 1)
 
 
-def _redis_urls(stack: SecureStack) -> dict[str, str]:
+def _redis_settings(stack: SecureStack, case: str) -> Settings:
+    """The stack's settings with the Redis URL (and CA) one refusal case needs."""
     host = f"127.0.0.1:{stack.redis_port}"
-    ca = f"ssl_ca_certs={stack.ca_file}"
-    return {
-        "plaintext": f"redis://:{stack.redis_password}@{host}/0",
-        "wrong-password": f"rediss://:not-the-password@{host}/0?{ca}",
-        "no-password": f"rediss://{host}/0?{ca}",
-        "untrusted-ca": f"rediss://:{stack.redis_password}@{host}/0",
+    password = stack.redis_password
+    overrides: dict[str, dict[str, Any]] = {
+        "plaintext": {"redis_url": f"redis://:{password}@{host}/0", "redis_ssl_cafile": None},
+        "wrong-password": {"redis_url": f"rediss://:not-the-password@{host}/0"},
+        "no-password": {"redis_url": f"rediss://{host}/0"},
+        "untrusted-ca": {"redis_url": f"rediss://:{password}@{host}/0", "redis_ssl_cafile": None},
     }
+    return stack.settings(**overrides[case])
 
 
 @pytest.mark.parametrize(
@@ -316,10 +321,7 @@ def _redis_urls(stack: SecureStack) -> dict[str, str]:
 def test_redis_refuses_clients_without_tls_or_the_password(
     secure_stack: SecureStack, case: str, error: type[Exception], match: str
 ) -> None:
-    url = secure_stack.settings(redis_url=_redis_urls(secure_stack)[case]).redis_url
-    client = redis.Redis.from_url(
-        url.get_secret_value(), socket_timeout=5, socket_connect_timeout=5
-    )
+    client = sync_redis(_redis_settings(secure_stack, case))
     try:
         with pytest.raises(error, match=match) as refused:
             client.ping()

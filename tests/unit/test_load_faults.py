@@ -24,7 +24,7 @@ def test_staged_falls_count_runs_of_fall_windows_per_stream() -> None:
         for seq, truth in enumerate(seq_truth)
     ]  # fmt: skip
     stats.published.reverse()  # publish order does not matter
-    assert _staged_falls(stats) == 3
+    assert _staged_falls(stats.published) == 3
 
 
 def report(**changes: object) -> FaultReport:

@@ -26,7 +26,7 @@ ALL_METRICS = [
 def test_metric_names_follow_conventions() -> None:
     metrics.preinitialize()
     text = generate_latest(REGISTRY).decode()
-    assert len(ALL_METRICS) == 13
+    assert len(ALL_METRICS) == 15
     for metric in ALL_METRICS:
         name = metric._name
         assert name.startswith("fallwatch_"), name

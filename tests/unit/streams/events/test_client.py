@@ -88,7 +88,7 @@ def test_outage_means_redis_away_not_a_refused_command(error: Exception, outage:
 
 
 async def test_hold_retries_through_an_outage_and_reports_it() -> None:
-    outage = RedisOutage(0.01, worker="test")
+    outage = RedisOutage(0.01, worker="edge")
     calls: list[bool] = []
     seen_active: list[bool] = []
 
@@ -106,7 +106,7 @@ async def test_hold_retries_through_an_outage_and_reports_it() -> None:
 
 
 async def test_hold_does_not_swallow_a_refused_command() -> None:
-    outage = RedisOutage(0.01, worker="test")
+    outage = RedisOutage(0.01, worker="edge")
 
     async def op() -> None:
         raise _down(redis.ResponseError("ERR Error running script"))
