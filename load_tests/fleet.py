@@ -2,7 +2,7 @@
 
 Inputs: a ``WindowPool`` built once (``build_pool``: synthetic daily-life scenes with staged
 falls from ``models.synth.render_sequence``, cut into canonical 2 s / 16-frame windows with
-``models.windows.cut_windows`` and encoded ONCE with ``streams.core.video.encode_window``), a
+``models.runtime.windows.cut_windows`` and encoded ONCE with ``streams.core.video.encode_window``), a
 camera count, a stream-id prefix, and a ``WindowSink`` (``KafkaFleetSink``: aiokafka,
 acks=all, idempotent, like the gateway's, with large batches; a list in unit tests).
 Outputs: ``CameraFleet.run`` publishes ``frame_window`` v1 records keyed by stream id —

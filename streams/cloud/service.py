@@ -26,7 +26,7 @@ goes on when Redis is back. Failure modes: Kafka down past retries, a command Re
 refuses, or the model failing on `cloud_max_model_failures` windows in a row →
 `CloudWorkerError` (/readyz 503), the process exits non-zero without committing (the batch
 is replayed after restart); the model file unusable or not the pinned `cloud_model_sha256`
-→ `models.errors.ModelLoadError` at start-up.
+→ `models.runtime.errors.ModelLoadError` at start-up.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ class CloudModelFailingError(CloudWorkerError):
 
 
 class ProbabilityModel(Protocol):
-    """What the worker needs of `models.runtime.CloudModel`."""
+    """What the worker needs of `models.runtime.onnx_models.CloudModel`."""
 
     def predict(self, windows: Sequence[Frames]) -> Any: ...
 

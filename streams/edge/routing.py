@@ -41,7 +41,7 @@ __all__ = [
 RoutePath = Literal["edge", "offload"]
 OffloadReason = Literal["uncertain", "audit"]
 
-# Label indices into models.windows.LABELS, as carried by the result schema's `label` field.
+# Label indices into models.runtime.windows.LABELS, as carried by the result schema's `label` field.
 NO_FALL = 0
 FALL = 1
 

@@ -5,7 +5,7 @@ live), or `--synthetic` (a `models.synth.render_sequence` scene with falls at ra
 moments); a stream id; fps, window and stride (defaults from the settings).
 Outputs: `frame_window` records (schemas v1) on the frames topic, keyed by stream id,
 one per stride: frames resampled to `fps` (nearest frame), resized to
-`gateway_width x gateway_height`, cut with `models.windows.cut_windows` semantics from a
+`gateway_width x gateway_height`, cut with `models.runtime.windows.cut_windows` semantics from a
 rolling buffer (`streams.gateway.live_windows`) and encoded by `streams.core.video.encode_window`.
 Window seqs count up from `start_seq`. With `--synthetic --truth PATH` the staged falls
 are written as JSON lines (`streams.gateway.live_windows.FallTruthRecorder` format).

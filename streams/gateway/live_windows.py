@@ -3,7 +3,7 @@
 Inputs: decoded RGB frames one at a time, each with its source time in seconds (the
 stream's presentation time, or arrival time for live cameras).
 Outputs: `CutWindow`s (`[T,H,W,3]` uint8, stream-time start, sequence number) cut with
-the semantics of `models.windows.cut_windows` — nearest-frame resampling to `out_fps`,
+the semantics of `models.runtime.windows.cut_windows` — nearest-frame resampling to `out_fps`,
 windows of `round(window_s * out_fps)` frames starting every `stride_s` — but from a
 rolling buffer, so a window is emitted as soon as its last frame is known and memory
 stays bounded whatever the stream length. `WindowPacer` turns stream time into wall
