@@ -13,17 +13,20 @@ noisy; ratios are what to read):
    switcher, routing, snapshots; batches of ``edge_batch_max``); *pipeline* = fleet →
    frames topic → edge worker → results/offload topics: windows / (last edge output - first
    publish), the producer being ~10x faster than the edge (the rate counted only after the
-   producer's flush is kept as a cross-check). Medians; target >= 0.85x. The pipeline run also
+   producer's flush is kept as a cross-check). Medians, printed for reference (no goal: on 2
+   shared cores the ratio measures the machine as much as us). The pipeline run also
    measures the end-to-end drain rate (every window finally decided, cloud included).
 4. Edge-path latency at 80 % of the max sustainable rate — the median edge throughput, or
    the median end-to-end drain rate when that is lower (with the cloud worker on, a rate
    the cloud cannot follow only builds queues) — for ``latency_s``: gateway
    publish (``capture_end_ns``) → edge output produced (result for confident windows,
    offload request for uncertain ones), → edge result produced / seen by a consumer, →
-   final result seen, → detected alert seen. p50/p95/p99 ms; target p99 ≤ 150 ms.
+   final result seen, → detected alert seen. p50/p95/p99 ms; target: publish → detected alert
+   (edge-decided) p99 ≤ 150 ms.
 5. Cost vs cloud-only from the pipeline's own counters (``/metrics``: windows routed,
    stage seconds) and the models' ms/window timed by the bare runs in the same run:
-   ``(edge + switcher + offload share * cloud) / cloud``; target <= 0.30x.
+   ``(edge + switcher + offload share * cloud) / cloud``; target <= 0.20x. And the edge worker's
+   process CPU per window over the bare loop's decode + edge + switcher ms; target <= 1.25x.
 Outputs: a table on stdout and ``out/bench.json`` (every raw number, load averages).
 
 Bounded: every loop has a count and a deadline; ``--quick`` takes ~1.5 min, the default ~4.

@@ -5,7 +5,9 @@ process CPU seconds, taken before and after a phase, plus the models' ms/window 
 bare runs. Outputs: JSON-friendly dicts (``None`` where a worker did not expose a number).
 Formula (the compute target, docs/STATUS.md):
 hybrid/cloud-only = (edge + switcher + offload share * cloud) / cloud, offload share =
-(uncertain + audit) / windows the edge consumed. No I/O.
+(uncertain + audit) / windows the edge consumed; edge worker CPU ratio = the edge worker
+process's CPU ms per window it consumed / the bare loop's decode + edge + switcher ms per
+window (what the framework, Kafka, Redis and the events agent add). No I/O.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def cost_summary(
         return (edge + switcher + share * cloud) / cloud
 
     dec = model_ms["decode"]
+    bare_ms = dec + model_ms["edge"] + model_ms["switcher"]
     return {
         "windows_edge": win_edge,
         "windows_cloud": win_cloud,
@@ -63,6 +66,8 @@ def cost_summary(
         "model_ms": model_ms,
         "pipeline_stage_ms": pipe,
         "process_cpu": proc,
+        "bare_pipeline_ms": bare_ms,
+        "edge_cpu_ratio": ratio(proc["edge_worker_cpu_ms_per_window"], bare_ms),
         "cost_models": hybrid(model_ms["edge"], model_ms["switcher"], model_ms["cloud"]),
         "cost_models_with_decode": hybrid(
             model_ms["edge"] + dec, model_ms["switcher"], model_ms["cloud"] + dec
@@ -79,7 +84,7 @@ def batch_breakdown(m0: Any, m1: Any) -> dict[str, float | None]:
     batches = metric_delta(m0, m1, "fallwatch_batch_size_count", stage="edge")
     windows = metric_delta(m0, m1, "fallwatch_batch_size_sum", stage="edge")
     out: dict[str, float | None] = {"batches": batches, "mean_batch": ratio(windows, batches)}
-    for stage in ("decode", "edge", "switcher", "publish"):
+    for stage in ("decode", "edge", "switcher", "route", "publish"):
         total = metric_delta(m0, m1, "fallwatch_stage_seconds_sum", stage=stage)
         per_batch = ratio(total, batches)
         out[f"{stage}_ms_per_batch"] = None if per_batch is None else 1000 * per_batch

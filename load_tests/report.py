@@ -1,10 +1,15 @@
-"""Text tables of the benchmark report (``load_tests.bench``) against its targets.
+"""Text tables of the benchmark report (``load_tests.bench``) against the targets.
 
-The targets it judges are older than some in docs/STATUS.md (see there).
+The targets are those of docs/ARCHITECTURE.md (and docs/STATUS.md): edge worker CPU per window
+against the bare loop's decode + edge + switcher on the same windows, publish -> detected alert
+p99 at 80 % of max load, compute per window against cloud-only. The throughput ratio (pipeline
+/ bare loop) is printed beside them for reference, without a goal: on 2 shared cores it
+measures the machine as much as the pipeline.
 
 Inputs: the report dict ``run_bench`` returns. Output: a multi-line string; nothing else.
 Guarantees: missing numbers print as ``n/a`` and their target as ``NOT MEASURED`` (never as
-met); a missed target says by how much.
+met); a missed target says by how much; a latency judged on fewer than
+``MIN_LATENCY_SAMPLES`` alerts says so beside its verdict.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from typing import Any
 __all__ = ["TARGETS", "format_report", "latency_headline", "verdicts"]
 
 TARGETS = {
-    "throughput_ratio": 0.85,  # pipeline / bare, at least
-    "latency_p99_ms": 150.0,  # edge path, at most
-    "cost_vs_cloud": 0.30,  # at most
+    "edge_cpu_ratio": 1.25,  # edge worker CPU per window / bare decode+edge+switcher, at most
+    "alert_p99_ms": 150.0,  # publish -> detected alert seen, at most
+    "cost_vs_cloud": 0.20,  # hybrid compute per window / cloud-only, at most
 }
-#: Fewer edge-decided results than this and the headline latency falls back to the edge's
-#: output latency (results and offload requests alike).
+#: Fewer samples than this and a latency verdict carries a "few samples" warning; the
+#: reference edge-result latency falls back to the edge's output latency (results and
+#: offload requests alike).
 MIN_LATENCY_SAMPLES = 20
 
 
@@ -40,41 +46,53 @@ def latency_headline(lat: dict[str, Any]) -> tuple[str, dict[str, float]]:
 
 
 def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """Rows (what, measured, target, verdict)."""
-    rows = []
-    thr = report.get("throughput", {})
-    r = thr.get("ratio")
-    rows.append(
-        (
-            "throughput pipeline / bare",
-            f"{_f(r)}x ({_f(thr.get('pipeline_median'), '{:.1f}')} vs "
-            f"{_f(thr.get('bare_median'), '{:.1f}')} windows/s)",
-            f">= {TARGETS['throughput_ratio']}x",
-            _verdict(r, TARGETS["throughput_ratio"], higher_is_better=True, unit="x"),
-        )
-    )
-    lat = report.get("latency", {})
-    label, pct = latency_headline(lat) if lat else ("edge-path latency", {})
-    p99 = pct.get("p99")
-    rows.append(
-        (
-            f"p99 {label} @80%",
-            f"{_f(p99, '{:.0f}')} ms (n={_f(pct.get('n'), '{:.0f}')})",
-            f"<= {TARGETS['latency_p99_ms']:.0f} ms",
-            _verdict(p99, TARGETS["latency_p99_ms"], higher_is_better=False, unit=" ms"),
-        )
-    )
+    """Rows (what, measured, goal, verdict): the three targets, then the throughput ratio
+    and the edge-result latency for reference (goal "-")."""
     cost = report.get("cost", {})
+    cpu = cost.get("edge_cpu_ratio")
+    proc = cost.get("process_cpu") or {}
+    lat = report.get("latency", {})
+    alert = lat.get("edge_alert_seen_ms") or {}
+    alert_p99, alert_n = alert.get("p99"), alert.get("n") or 0
+    few = " (few samples)" if alert_p99 is not None and alert_n < MIN_LATENCY_SAMPLES else ""
     c = cost.get("cost_models")
-    rows.append(
+    thr = report.get("throughput", {})
+    label, pct = latency_headline(lat) if lat else ("edge-path latency", {})
+    return [
+        (
+            "edge worker CPU/window vs bare loop",
+            f"{_x(cpu)} ({_f(proc.get('edge_worker_cpu_ms_per_window'))} vs "
+            f"{_f(cost.get('bare_pipeline_ms'))} ms)",
+            f"<= {TARGETS['edge_cpu_ratio']}x",
+            _verdict(cpu, TARGETS["edge_cpu_ratio"], higher_is_better=False, unit="x"),
+        ),
+        (
+            "p99 publish -> detected alert (edge-decided) @80%",
+            f"{_f(alert_p99, '{:.0f}')} ms (n={alert_n})",
+            f"<= {TARGETS['alert_p99_ms']:.0f} ms",
+            _verdict(alert_p99, TARGETS["alert_p99_ms"], higher_is_better=False, unit=" ms")
+            + few,
+        ),
         (
             "compute/window vs cloud-only",
             f"{_x(c)} (offload share {_f(cost.get('offload_share'))})",
             f"<= {TARGETS['cost_vs_cloud']}x",
             _verdict(c, TARGETS["cost_vs_cloud"], higher_is_better=False, unit="x"),
-        )
-    )
-    return rows
+        ),
+        (
+            "throughput pipeline / bare (reference)",
+            f"{_x(thr.get('ratio'))} ({_f(thr.get('pipeline_median'), '{:.1f}')} vs "
+            f"{_f(thr.get('bare_median'), '{:.1f}')} windows/s)",
+            "-",
+            "-",
+        ),
+        (
+            f"p99 {label} @80% (reference)",
+            f"{_f(pct.get('p99'), '{:.0f}')} ms (n={_f(pct.get('n'), '{:.0f}')})",
+            "-",
+            "-",
+        ),
+    ]
 
 
 def _verdict(value: float | None, target: float, *, higher_is_better: bool, unit: str) -> str:
@@ -210,7 +228,8 @@ def _latency_lines(lat: dict[str, Any]) -> list[str]:
         f"{_f(ew.get('mean_batch'), '{:.1f}')} windows; per batch ms: decode "
         f"{_f(ew.get('decode_ms_per_batch'), '{:.0f}')}, edge "
         f"{_f(ew.get('edge_ms_per_batch'), '{:.1f}')}, switcher "
-        f"{_f(ew.get('switcher_ms_per_batch'), '{:.1f}')}, publish (until acked) "
+        f"{_f(ew.get('switcher_ms_per_batch'), '{:.1f}')}, route "
+        f"{_f(ew.get('route_ms_per_batch'), '{:.1f}')}, publish (until acked) "
         f"{_f(ew.get('publish_ms_per_batch'), '{:.0f}')}"
     )
     return lines
