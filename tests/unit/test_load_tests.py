@@ -186,10 +186,24 @@ def test_verdicts_judge_the_design_targets_and_never_call_a_missing_number_met()
     assert by_what["throughput pipeline / bare (reference)"] == "-"  # no goal: reference only
 
 
+def _alert_row(report: dict[str, Any]) -> tuple[str, str, str, str]:
+    (row,) = [r for r in verdicts(report) if r[0].startswith("p99 publish -> detected alert (")]
+    return row
+
+
 def test_alert_latency_on_few_samples_says_so() -> None:
     lat = {"edge_alert_seen_ms": {"n": 3, "p99": 120.0}}
-    (row,) = [r for r in verdicts({"latency": lat}) if "detected alert" in r[0]]
-    assert row[3] == "met (few samples)"
+    assert _alert_row({"latency": lat})[3] == "met (few samples)"
+
+
+def test_alert_latency_is_judged_on_the_edge_only_run_when_there_is_one() -> None:
+    mixed = {"edge_alert_seen_ms": {"n": 3, "p99": 120.0}}
+    edge_only = {"edge_alert_seen_ms": {"n": 40, "p99": 180.0}}
+    row = _alert_row({"latency": mixed, "edge_path": edge_only})
+    assert (row[1], row[3]) == ("180 ms (n=40)", "MISSED by 30.00 ms")
+    # An edge-only run without a single alert does not hide the mixed run's samples.
+    row = _alert_row({"latency": mixed, "edge_path": {"edge_alert_seen_ms": {"n": 0}}})
+    assert row[1] == "120 ms (n=3)"
 
 
 def test_cost_summary_edge_cpu_ratio_is_worker_cpu_over_bare_decode_edge_switcher() -> None:
