@@ -7,7 +7,8 @@ Formula (the compute target, docs/STATUS.md):
 hybrid/cloud-only = (edge + switcher + offload share * cloud) / cloud, offload share =
 (uncertain + audit) / windows the edge consumed; edge worker CPU ratio = the edge worker
 process's CPU ms per window it consumed / the bare loop's decode + edge + switcher ms per
-window (what the framework, Kafka, Redis and the events agent add). No I/O.
+window (what the framework, Kafka, Redis and the events agent add), split into the inference
+thread's CPU (its counter) and the rest of the process. No I/O.
 """
 
 from __future__ import annotations
@@ -45,8 +46,11 @@ def cost_summary(
     }
     cpu_edge = _delta(before["edge_cpu_s"], after["edge_cpu_s"])
     cpu_cloud = _delta(before["cloud_cpu_s"], after["cloud_cpu_s"])
+    cpu_inference = metric_delta(e0, e1, "fallwatch_inference_cpu_seconds_total", worker="edge")
     proc = {
         "edge_worker_cpu_ms_per_window": _ms_per(cpu_edge, win_edge),
+        "edge_inference_cpu_ms_per_window": _ms_per(cpu_inference, win_edge),
+        "edge_rest_cpu_ms_per_window": _ms_per(_delta(cpu_inference, cpu_edge), win_edge),
         "cloud_worker_cpu_ms_per_window": _ms_per(cpu_cloud, win_cloud),
     }
 

@@ -288,4 +288,8 @@ def _cost_lines(cost: dict[str, Any]) -> list[str]:
         f"{_f(cost.get('offloaded'), '{:.0f}')} uncertain + {_f(cost.get('audited'), '{:.0f}')}"
         f" audit of {_f(cost.get('windows_edge'), '{:.0f}')} windows, edge /metrics):",
         *("  " + line for line in _table(rows)),
+        f"  edge worker CPU ms/window: inference thread (decode, models, routing) "
+        f"{_f(proc.get('edge_inference_cpu_ms_per_window'))} vs the bare loop's "
+        f"{_f(cost.get('bare_pipeline_ms'))}; the rest of the process (Faust, Kafka, Redis, "
+        f"events agent) {_f(proc.get('edge_rest_cpu_ms_per_window'))}",
     ]

@@ -106,6 +106,12 @@ AUDIT_AGREEMENT = Counter(
     "Audited windows where the cloud agreed (true) or not (false) with the edge.",
     ["agree"],
 )
+INFERENCE_CPU = Counter(
+    "fallwatch_inference_cpu_seconds_total",
+    "CPU seconds of the inference thread (decode, models, routing), by worker; the rest of "
+    "the process CPU is the framework, Kafka, Redis and the events agent.",
+    ["worker"],
+)
 REDIS_OUTAGE_ACTIVE = Gauge(
     "fallwatch_redis_outage_active",
     "1 while the worker holds its work through a Redis outage, else 0.",
@@ -146,6 +152,7 @@ def preinitialize() -> None:
     """Create every labelled series at zero (call once at worker start-up)."""
     for worker in WORKERS:
         WINDOWS_IN.labels(worker=worker)
+        INFERENCE_CPU.labels(worker=worker)
         REDIS_OUTAGE_ACTIVE.labels(worker=worker)
         REDIS_OUTAGES.labels(worker=worker)
     for path in PATHS:

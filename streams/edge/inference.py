@@ -116,7 +116,8 @@ class RoutedWindow:
 @dataclass(slots=True)
 class BatchOutcome:
     """What the inference thread produced for one batch, with the seconds of each stage
-    (``edge_s`` + ``switcher_s`` are the infer stage; 0 when no window decoded)."""
+    (``edge_s`` + ``switcher_s`` are the infer stage; 0 when no window decoded) and the CPU
+    seconds the computing thread spent on the whole batch (``cpu_s``, ``time.thread_time``)."""
 
     routed: list[RoutedWindow] = field(default_factory=list)
     poisoned: list[tuple[InboundMessage, PoisonMessageError]] = field(default_factory=list)
@@ -124,6 +125,7 @@ class BatchOutcome:
     edge_s: float = 0.0
     switcher_s: float = 0.0
     route_s: float = 0.0
+    cpu_s: float = 0.0
 
 
 def decode_frame_message(
@@ -327,9 +329,11 @@ def compute_batch(
     the model rejected, each in input order); only onnxruntime failing on every window of
     the batch raises (``InferenceError``: the model pair is broken, not the input).
     """
+    cpu_started = time.thread_time()
     decoded = decode_stage(messages, settings)
     outcome = BatchOutcome(poisoned=decoded.poisoned, decode_s=decoded.seconds)
     if not decoded.decoded:
+        outcome.cpu_s = time.thread_time() - cpu_started
         return outcome
     inferred = infer_stage([d.frames for d in decoded.decoded], edge, switcher)
     outcome.edge_s, outcome.switcher_s = inferred.edge_s, inferred.switcher_s
@@ -337,6 +341,7 @@ def compute_batch(
     outcome.routed = routed.routed
     outcome.poisoned.extend(routed.poisoned)
     outcome.route_s = routed.seconds
+    outcome.cpu_s = time.thread_time() - cpu_started
     return outcome
 
 

@@ -66,6 +66,7 @@ class EdgeMetrics:
         try:
             m = self._m()
             m.WINDOWS_IN.labels(worker="edge").inc(size)
+            m.INFERENCE_CPU.labels(worker="edge").inc(outcome.cpu_s)
             m.BATCH_SIZE.labels(stage="edge").observe(size)
             for window in outcome.routed:
                 for path in window.decision.metric_paths:

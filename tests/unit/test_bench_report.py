@@ -100,7 +100,11 @@ def full_report() -> dict[str, Any]:
                 "switcher_ms": None,
                 "cloud_ms": 9.0,
             },
-            "process_cpu": {"edge_worker_cpu_ms_per_window": 12.0},
+            "process_cpu": {
+                "edge_worker_cpu_ms_per_window": 12.0,
+                "edge_inference_cpu_ms_per_window": 7.5,
+                "edge_rest_cpu_ms_per_window": 4.5,
+            },
         },
         "worker_exit_codes": {"edge": 0, "cloud": -15},
         "log_dir": "/tmp/logs",
@@ -152,6 +156,7 @@ FULL_EXPECTED = [
     '  bare loop (own process)  6.00    1.00   0.20      10.00  0.40x (w/ decode 0.60x)',
     '  worker stage counters    6.50    1.10   n/a       9.00   0.35x                  ',
     '  worker process CPU               12.00            n/a    n/a                    ',
+    "  edge worker CPU ms/window: inference thread (decode, models, routing) 7.50 vs the bare loop's 7.20; the rest of the process (Faust, Kafka, Redis, events agent) 4.50",
     '',
     "worker exit codes {'edge': 0, 'cloud': -15}; logs /tmp/logs",
 ]

@@ -207,21 +207,25 @@ def test_alert_latency_is_judged_on_the_edge_only_run_when_there_is_one() -> Non
 
 
 def test_cost_summary_edge_cpu_ratio_is_worker_cpu_over_bare_decode_edge_switcher() -> None:
-    def metrics(windows: float, offload: float, edge_s: float) -> dict[str, Any]:
+    def metrics(windows: float, offload: float, edge_s: float, cpu_s: float) -> dict[str, Any]:
         return {
             ("fallwatch_windows_in_total", (("worker", "edge"),)): windows,
             ("fallwatch_windows_routed_total", (("path", "offload"),)): offload,
             ("fallwatch_stage_seconds_sum", (("stage", "edge"),)): edge_s,
+            ("fallwatch_inference_cpu_seconds_total", (("worker", "edge"),)): cpu_s,
         }
 
-    before = {"edge_metrics": metrics(0, 0, 0.0), "cloud_metrics": {}, "edge_cpu_s": 10.0,
+    before = {"edge_metrics": metrics(0, 0, 0.0, 1.0), "cloud_metrics": {}, "edge_cpu_s": 10.0,
               "cloud_cpu_s": None}  # fmt: skip
-    after = {"edge_metrics": metrics(100, 20, 0.1), "cloud_metrics": {}, "edge_cpu_s": 11.2,
+    after = {"edge_metrics": metrics(100, 20, 0.1, 1.7), "cloud_metrics": {}, "edge_cpu_s": 11.2,
              "cloud_cpu_s": None}  # fmt: skip
     model_ms = {"decode": 5.0, "edge": 0.8, "switcher": 0.2, "cloud": 20.0}
     out = cost_summary(before, after, model_ms)
     assert out["bare_pipeline_ms"] == pytest.approx(6.0)
     assert out["process_cpu"]["edge_worker_cpu_ms_per_window"] == pytest.approx(12.0)
     assert out["edge_cpu_ratio"] == pytest.approx(2.0)
+    # 12 ms per window: 7 in the inference thread, 5 in the rest of the process.
+    assert out["process_cpu"]["edge_inference_cpu_ms_per_window"] == pytest.approx(7.0)
+    assert out["process_cpu"]["edge_rest_cpu_ms_per_window"] == pytest.approx(5.0)
     assert out["offload_share"] == pytest.approx(0.2)
     assert out["cost_models"] == pytest.approx((0.8 + 0.2 + 0.2 * 20.0) / 20.0)

@@ -268,6 +268,7 @@ def test_stages_compose_to_compute_batch(
         (w.window.window_seq, w.decision, w.p_fall, w.switcher_score) for w in whole.routed
     ]
     assert [m.offset for m, _ in whole.poisoned] == [1]
+    assert whole.cpu_s > 0  # the computing thread's CPU for the batch, for the bench's split
 
 
 def test_infer_stage_isolates_rejected_windows_and_route_stage_poisons_them(
