@@ -44,15 +44,7 @@ def cost_summary(
         "cloud_ms": stage_ms(c0, c1, "cloud", win_cloud),
         "cloud_decode_ms": stage_ms(c0, c1, "decode", win_cloud),
     }
-    cpu_edge = _delta(before["edge_cpu_s"], after["edge_cpu_s"])
-    cpu_cloud = _delta(before["cloud_cpu_s"], after["cloud_cpu_s"])
-    cpu_inference = metric_delta(e0, e1, "fallwatch_inference_cpu_seconds_total", worker="edge")
-    proc = {
-        "edge_worker_cpu_ms_per_window": _ms_per(cpu_edge, win_edge),
-        "edge_inference_cpu_ms_per_window": _ms_per(cpu_inference, win_edge),
-        "edge_rest_cpu_ms_per_window": _ms_per(_delta(cpu_inference, cpu_edge), win_edge),
-        "cloud_worker_cpu_ms_per_window": _ms_per(cpu_cloud, win_cloud),
-    }
+    proc = _process_cpu(before, after, win_edge, win_cloud)
 
     def hybrid(edge: float | None, switcher: float | None, cloud: float | None) -> float | None:
         if edge is None or switcher is None or cloud is None or share is None or not cloud:
@@ -79,6 +71,28 @@ def cost_summary(
         "cost_pipeline_stages": hybrid(pipe["edge_ms"], pipe["switcher_ms"], pipe["cloud_ms"]),
         "cost_process_cpu": hybrid(
             proc["edge_worker_cpu_ms_per_window"], 0.0, proc["cloud_worker_cpu_ms_per_window"]
+        ),
+    }
+
+
+def _process_cpu(
+    before: dict[str, Any], after: dict[str, Any], win_edge: float | None, win_cloud: float | None
+) -> dict[str, float | None]:
+    """Process CPU ms per window of each worker; the edge's split into its inference thread
+    (the ``fallwatch_inference_cpu_seconds_total`` counter) and the rest of the process."""
+    cpu_edge = _delta(before["edge_cpu_s"], after["edge_cpu_s"])
+    cpu_inference = metric_delta(
+        before["edge_metrics"],
+        after["edge_metrics"],
+        "fallwatch_inference_cpu_seconds_total",
+        worker="edge",
+    )
+    return {
+        "edge_worker_cpu_ms_per_window": _ms_per(cpu_edge, win_edge),
+        "edge_inference_cpu_ms_per_window": _ms_per(cpu_inference, win_edge),
+        "edge_rest_cpu_ms_per_window": _ms_per(_delta(cpu_inference, cpu_edge), win_edge),
+        "cloud_worker_cpu_ms_per_window": _ms_per(
+            _delta(before["cloud_cpu_s"], after["cloud_cpu_s"]), win_cloud
         ),
     }
 
