@@ -108,8 +108,8 @@ AUDIT_AGREEMENT = Counter(
 )
 INFERENCE_CPU = Counter(
     "fallwatch_inference_cpu_seconds_total",
-    "CPU seconds of the inference thread (decode, models, routing), by worker; the rest of "
-    "the process CPU is the framework, Kafka, Redis and the events agent.",
+    "CPU seconds of the inference thread (decode, models, routing); the edge worker counts "
+    "it, and the rest of its process CPU is the framework, Kafka, Redis and the events agent.",
     ["worker"],
 )
 REDIS_OUTAGE_ACTIVE = Gauge(
@@ -152,9 +152,9 @@ def preinitialize() -> None:
     """Create every labelled series at zero (call once at worker start-up)."""
     for worker in WORKERS:
         WINDOWS_IN.labels(worker=worker)
-        INFERENCE_CPU.labels(worker=worker)
         REDIS_OUTAGE_ACTIVE.labels(worker=worker)
         REDIS_OUTAGES.labels(worker=worker)
+    INFERENCE_CPU.labels(worker="edge")  # only the edge counts it: no zero series for the cloud
     for path in PATHS:
         WINDOWS_ROUTED.labels(path=path)
     for decided_by in DECIDED_BY:

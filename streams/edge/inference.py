@@ -332,15 +332,15 @@ def compute_batch(
     cpu_started = time.thread_time()
     decoded = decode_stage(messages, settings)
     outcome = BatchOutcome(poisoned=decoded.poisoned, decode_s=decoded.seconds)
-    if not decoded.decoded:
-        outcome.cpu_s = time.thread_time() - cpu_started
-        return outcome
-    inferred = infer_stage([d.frames for d in decoded.decoded], edge, switcher)
-    outcome.edge_s, outcome.switcher_s = inferred.edge_s, inferred.switcher_s
-    routed = route_stage(decoded.decoded, inferred.scores, threshold=threshold, settings=settings)
-    outcome.routed = routed.routed
-    outcome.poisoned.extend(routed.poisoned)
-    outcome.route_s = routed.seconds
+    if decoded.decoded:
+        inferred = infer_stage([d.frames for d in decoded.decoded], edge, switcher)
+        outcome.edge_s, outcome.switcher_s = inferred.edge_s, inferred.switcher_s
+        routed = route_stage(
+            decoded.decoded, inferred.scores, threshold=threshold, settings=settings
+        )
+        outcome.routed = routed.routed
+        outcome.poisoned.extend(routed.poisoned)
+        outcome.route_s = routed.seconds
     outcome.cpu_s = time.thread_time() - cpu_started
     return outcome
 
