@@ -1,8 +1,10 @@
 """Command line for the generator: ``fallwatch synth --out DIR --n N --seed S ...``.
 
 Inputs: ``--out DIR`` (clip folder to write), ``--n`` clips, ``--seed``, ``--preset``
-(train|heldout|demo or a ``*.json`` preset file, see ``docs/PRESET_FILES.md``), ``--workers``, ``--preview PNG`` (contact sheet of the first clips;
-may be given without ``--out``). Outputs: the clip folder and/or the PNG; a one-line JSON
+(train|heldout|far_night|demo or a ``*.json`` preset file, see ``docs/PRESET_FILES.md``),
+``--size WxH`` and ``--fps`` of the clips (default 160x120 at 8 fps, what cameras send),
+``--workers``, ``--preview PNG`` (contact sheet of the first clips; may be given without
+``--out``). Outputs: the clip folder and/or the PNG; a one-line JSON
 summary on stdout (clips, falls, seconds, clips per second).
 
 ``add_synth_parser(subparsers)`` registers the sub-command (its handler is in
@@ -33,7 +35,8 @@ _HELP = "generate synthetic fall / daily-activity clips"
 _DESCRIPTION = (
     "Render synthetic clips (people falling or going about daily life in random rooms) as "
     "H.264 MP4 files plus labels.csv, and/or a contact-sheet PNG of the first clips. "
-    "Presets: train, heldout (shifted camera/look/noise ranges), demo, or a *.json preset "
+    "Presets: train, heldout (shifted camera/look/noise ranges), far_night (small people, "
+    "dark rooms in IR night mode), demo, or a *.json preset "
     "file that changes some of a built-in preset's ranges (docs/PRESET_FILES.md)."
 )
 
@@ -45,11 +48,25 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", type=preset_arg, default="train",
                         help=f"{', '.join(sorted(PRESETS))} or a *.json preset file "
                              "(default train)")  # fmt: skip
+    parser.add_argument("--size", type=_size_arg, default=(160, 120), metavar="WxH",
+                        help="frame size of the clips (default 160x120)")
+    parser.add_argument("--fps", type=float, default=8.0, help="frame rate (default 8)")
     parser.add_argument("--workers", type=int, default=1, help="render processes (default 1)")
     parser.add_argument("--preview", help="also write a contact sheet PNG of the first clips")
     parser.add_argument("--preview-rows", type=int, default=6)
     # Both names: the project CLI dispatches on ``handler``, plain argparse users on ``func``.
     parser.set_defaults(func=run_synth, handler=run_synth)
+
+
+def _size_arg(value: str) -> tuple[int, int]:
+    """``"320x240"`` -> ``(320, 240)``; even sides from 32 to 1920 (H.264 needs even sides)."""
+    w, sep, h = value.lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit()):
+        raise argparse.ArgumentTypeError(f"size {value!r}: expected WxH, e.g. 320x240")
+    width, height = int(w), int(h)
+    if not (32 <= width <= 1920 and 32 <= height <= 1920) or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"size {value!r}: sides must be even, 32 to 1920")
+    return width, height
 
 
 def add_synth_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -66,15 +83,18 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.out is None and args.preview is None:
         print("synth: give --out and/or --preview", file=sys.stderr)
         return 2
-    if args.n < 0 or args.workers < 1:
-        print("synth: --n must be >= 0 and --workers >= 1", file=sys.stderr)
+    if args.n < 0 or args.workers < 1 or not 1.0 <= args.fps <= 60.0:
+        print("synth: --n must be >= 0, --workers >= 1 and --fps 1 to 60", file=sys.stderr)
         return 2
-    summary: dict[str, Any] = {"preset": args.preset, "seed": args.seed}
+    width, height = args.size
+    summary: dict[str, Any] = {"preset": args.preset, "seed": args.seed,
+                               "size": f"{width}x{height}", "fps": args.fps}  # fmt: skip
     try:
         if args.out is not None:
             t0 = time.perf_counter()
             with tqdm(total=args.n, desc="synth", unit="clip", file=sys.stderr) as bar:
                 metas = write_dataset(args.out, args.n, args.seed, args.preset, args.workers,
+                                      width=width, height=height, fps=args.fps,
                                       progress=lambda done, _total: bar.update(1))  # fmt: skip
             dt = time.perf_counter() - t0
             summary.update(

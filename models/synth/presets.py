@@ -122,6 +122,33 @@ PRESETS: dict[str, Preset] = {
         exposure_prob=0.7,
         max_exposure_s=0.1,
     ),
+    # A look far from both training and held-out, for checking that a model generalises
+    # (issue 18): ceiling-corner cameras that see people small, dark rooms filmed in IR
+    # night mode (every clip grey, heavy sensor noise, strong compression). Render it at
+    # another size and frame rate too (`fallwatch synth --size 320x240 --fps 12`).
+    "far_night": Preset(
+        name="far_night",
+        cam_height=((2.7, 3.3),),
+        hfov_deg=((85.0, 110.0),),
+        subject_frac=((0.16, 0.3),),
+        cam_roll_deg=4.0,
+        aim_jitter_deg=6.0,
+        palettes=PALETTES,
+        wall_textures=WALL_TEXTURES,
+        floor_textures=FLOOR_TEXTURES,
+        noise_sigma=((0.04, 0.08),),
+        blur_prob=0.4,
+        grey_prob=1.0,
+        crf=((32.0, 40.0),),
+        light_gain=((0.35, 0.6),),
+        light_step_prob=0.2,
+        tint_strength=0.0,
+        occluder_prob=0.3,
+        second_person_prob=0.3,
+        extra_furniture=(2, 5),
+        exposure_prob=0.8,
+        max_exposure_s=0.12,
+    ),
     "demo": Preset(
         name="demo",
         cam_height=((2.0, 2.5),),

@@ -159,3 +159,11 @@ def test_the_training_cache_key_follows_the_train_preset(tmp_path: Path) -> None
     wider = _write(tmp_path / "wider.json", {"name": "same", "cam_height": [[1.2, 3.0]]})
     keys = {train_cache_key(replace(FULL, train_preset=p))[0] for p in (same_ranges, wider)}
     assert len(keys | {key}) == 3
+
+
+def test_far_night_is_far_from_training_in_size_light_and_colour() -> None:
+    far, train = PRESETS["far_night"], PRESETS["train"]
+    assert max(hi for _, hi in far.subject_frac) < min(lo for lo, _ in train.subject_frac)
+    assert max(hi for _, hi in far.light_gain) < min(lo for lo, _ in train.light_gain)
+    assert min(lo for lo, _ in far.noise_sigma) > max(hi for _, hi in train.noise_sigma)
+    assert far.grey_prob == 1.0 and far.tint_strength == 0.0

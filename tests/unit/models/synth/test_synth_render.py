@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.runtime.clips import read_clip
 from models.runtime.windows import window_label
 from models.synth import (
     iter_clip_windows,
@@ -101,3 +102,33 @@ def test_cli_writes_folder_and_preview(tmp_path: Path, capsys: pytest.CaptureFix
     assert (tmp_path / "ds" / "labels.csv").is_file()
     assert (tmp_path / "p.png").stat().st_size > 1000
     assert run_synth_cli([]) == 2
+
+
+def test_cli_renders_the_size_and_frame_rate_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "far"
+    code = run_synth_cli(["--out", str(out), "--n", "1", "--seed", "3", "--preset", "far_night",
+                          "--size", "96x64", "--fps", "12"])  # fmt: skip
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["size"], summary["fps"], summary["preset"]) == ("96x64", 12.0, "far_night")
+    frames, fps = read_clip(out / "clips" / "00000.mp4")
+    assert frames.shape[1:] == (64, 96, 3)
+    assert fps == pytest.approx(12.0)
+    # every far_night clip is IR night mode: grey, so the three channels agree
+    spread = np.abs(frames.astype(np.int16) - frames.mean(axis=3, keepdims=True)).mean()
+    assert spread < 3.0
+
+
+@pytest.mark.parametrize("size", ["320", "320x", "31x24", "321x240", "4000x240", "axb"])
+def test_cli_refuses_a_size_it_cannot_encode(size: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run_synth_cli(["--out", "unused", "--size", size])
+    assert exc.value.code == 2
+    assert "size" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_frame_rate_out_of_range(tmp_path: Path) -> None:
+    assert run_synth_cli(["--out", str(tmp_path / "x"), "--n", "1", "--fps", "0.5"]) == 2
+    assert not (tmp_path / "x").exists()
