@@ -56,8 +56,9 @@ test: setup up ## Run every test (unit, integration, e2e) under coverage; report
 test-unit: setup ## Run the unit tests only (no stack needed)
 	@cd "$(ROOT)" && $(PYTEST) -q tests/unit
 
-lint: setup ## ruff check + strict mypy (streams, models, schemas, load_tests, scripts/stack; per pyproject.toml)
-	@cd "$(ROOT)" && "$(VENV)/bin/ruff" check . && "$(VENV)/bin/mypy" && \
+lint: setup ## ruff check + ruff format --check + strict mypy (streams, models, schemas, load_tests, scripts/stack; per pyproject.toml)
+	@cd "$(ROOT)" && "$(VENV)/bin/ruff" check . && "$(VENV)/bin/ruff" format --check . && \
+		"$(VENV)/bin/mypy" && \
 		"$(VENV)/bin/mypy" scripts/stack
 
 demo: setup up ## 4 synthetic cameras for 90 s through the stack; summary in out/demo-summary.json
