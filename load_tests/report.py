@@ -82,8 +82,7 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "p99 publish -> detected alert (edge-decided) @80%",
             f"{_f(alert_p99, '{:.0f}')} ms (n={alert_n})",
             f"<= {TARGETS['alert_p99_ms']:.0f} ms",
-            _verdict(alert_p99, TARGETS["alert_p99_ms"], higher_is_better=False, unit=" ms")
-            + few,
+            _verdict(alert_p99, TARGETS["alert_p99_ms"], higher_is_better=False, unit=" ms") + few,
         ),
         (
             "compute/window vs cloud-only",

@@ -158,14 +158,22 @@ def add_model_commands(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, default=FULL.cloud_head_epochs,
                    help="epochs of the temporal stage")  # fmt: skip
     p.add_argument("--width", type=int, default=None, help="channel width (edge 8, cloud 16)")
-    p.add_argument("--max-minutes", type=float, default=None,
-                   help="time budget of the per-frame stage (default edge 5, cloud 17)")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="time budget of the per-frame stage (default edge 5, cloud 17)",
+    )
     p.add_argument("--segmenter", type=Path, default=None,
                    help="with --data: pretrained per-frame stage (.npz; default the zoo's "
                         "edge_segmenter.npz / cloud_segmenter.npz)")  # fmt: skip
     p.add_argument("--no-tta", action="store_true", help="cloud: no test-time mirroring")
-    p.add_argument("--heads", type=int, default=None,
-                   help="temporal heads averaged (default: edge 1, cloud as `make models`)")
+    p.add_argument(
+        "--heads",
+        type=int,
+        default=None,
+        help="temporal heads averaged (default: edge 1, cloud as `make models`)",
+    )
     p.add_argument("--motion", action=argparse.BooleanOptionalAction, default=None,
                    help="cloud, with --synth: the segmenter also sees each frame minus its "
                         "window's mean (default: as `make models`); with --data it follows "

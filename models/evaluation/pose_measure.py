@@ -123,15 +123,21 @@ def measure(
     for w, h, long_side in sizes:
         model = models.get(long_side)
         if model is None and blazepose:
-            model = BlazePoseModel.load(zoo_pose_path("blazepose_detector"),
-                                        zoo_pose_path("blazepose_landmark_full"), threads=1)
+            model = BlazePoseModel.load(
+                zoo_pose_path("blazepose_detector"),
+                zoo_pose_path("blazepose_landmark_full"),
+                threads=1,
+            )
         elif model is None:
             model = MultiPoseModel.load(zoo_pose_path(), threads=1, long_side=long_side)
         models[long_side] = model
         extra = None
         if both:
-            extra = BlazePoseModel.load(zoo_pose_path("blazepose_detector"),
-                                        zoo_pose_path("blazepose_landmark_full"), threads=1)
+            extra = BlazePoseModel.load(
+                zoo_pose_path("blazepose_detector"),
+                zoo_pose_path("blazepose_landmark_full"),
+                threads=1,
+            )
         tally = _Tally()
         kp_hits = {t: [0, 0] for t in thresholds}  # [correct & above, above]
         kp_total = 0
@@ -213,8 +219,9 @@ def time_per_frame(blazepose: bool, width: int = 320, height: int = 240, reps: i
                             height=height, fps=8.0, duration_s=2.0)  # fmt: skip
     model: MultiPoseModel | BlazePoseModel
     if blazepose:
-        model = BlazePoseModel.load(zoo_pose_path("blazepose_detector"),
-                                    zoo_pose_path("blazepose_landmark_full"), threads=1)
+        model = BlazePoseModel.load(
+            zoo_pose_path("blazepose_detector"), zoo_pose_path("blazepose_landmark_full"), threads=1
+        )
     else:
         model = MultiPoseModel.load(zoo_pose_path(), threads=1)
     model.detect_timed(frames)
@@ -235,25 +242,42 @@ def _size(text: str) -> tuple[int, int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.evaluation.pose_measure", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m models.evaluation.pose_measure",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--clips", type=int, default=20)
-    parser.add_argument("--sizes", default="160x120,320x240,640x480",
-                        help="WxH[@long side], comma separated (long side 256 by default)")
+    parser.add_argument(
+        "--sizes",
+        default="160x120,320x240,640x480",
+        help="WxH[@long side], comma separated (long side 256 by default)",
+    )
     parser.add_argument("--preset", default="heldout")
     parser.add_argument("--json", default="")
-    parser.add_argument("--blazepose", action="store_true",
-                        help="measure BlazePose full (detector + landmarks) instead")
-    parser.add_argument("--both", action="store_true",
-                        help="found = MultiPose or BlazePose finds the person")
-    parser.add_argument("--timing", action="store_true",
-                        help="only time one 320x240 window (1 thread) and exit")
+    parser.add_argument(
+        "--blazepose",
+        action="store_true",
+        help="measure BlazePose full (detector + landmarks) instead",
+    )
+    parser.add_argument(
+        "--both", action="store_true", help="found = MultiPose or BlazePose finds the person"
+    )
+    parser.add_argument(
+        "--timing", action="store_true", help="only time one 320x240 window (1 thread) and exit"
+    )
     args = parser.parse_args(argv)
     if args.timing:
         print(json.dumps(time_per_frame(args.blazepose)))
         return 0
     t0 = time.perf_counter()
-    report = measure(args.clips, [_size(s) for s in args.sizes.split(",")], args.preset, args.blazepose, args.both)
+    report = measure(
+        args.clips,
+        [_size(s) for s in args.sizes.split(",")],
+        args.preset,
+        args.blazepose,
+        args.both,
+    )
     print(f"measured in {time.perf_counter() - t0:.0f} s")
     if args.json:
         with open(args.json, "w") as fh:

@@ -48,8 +48,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", type=preset_arg, default="train",
                         help=f"{', '.join(sorted(PRESETS))} or a *.json preset file "
                              "(default train)")  # fmt: skip
-    parser.add_argument("--size", type=_size_arg, default=(160, 120), metavar="WxH",
-                        help="frame size of the clips (default 160x120)")
+    parser.add_argument(
+        "--size",
+        type=_size_arg,
+        default=(160, 120),
+        metavar="WxH",
+        help="frame size of the clips (default 160x120)",
+    )
     parser.add_argument("--fps", type=float, default=8.0, help="frame rate (default 8)")
     parser.add_argument("--workers", type=int, default=1, help="render processes (default 1)")
     parser.add_argument("--preview", help="also write a contact sheet PNG of the first clips")

@@ -59,6 +59,7 @@ __all__ = ["build", "main"]
 
 log = logging.getLogger(__name__)
 
+
 class StageTimer:
     """Times named stages and prints each as it finishes."""
 
@@ -395,13 +396,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None,
                         help="training and distillation seed (default 0); held-out F1 moves by "
                              "several points between seeds (docs/MODEL_EXPERIMENTS.md)")  # fmt: skip
-    parser.add_argument("--train-clips", type=int, default=None,
-                        help=f"rendered training clips (default {FULL.train_clips})")
-    parser.add_argument("--train-preset", type=preset_arg, default=None,
-                        help="preset of the training clips and DMD pools: train (default) or a "
-                             "*.json preset file for your own cameras (docs/PRESET_FILES.md)")
-    parser.add_argument("--pool-clips", type=int, default=None,
-                        help=f"clips in the unlabeled DMD pool (default {FULL.pool_clips})")
+    parser.add_argument(
+        "--train-clips",
+        type=int,
+        default=None,
+        help=f"rendered training clips (default {FULL.train_clips})",
+    )
+    parser.add_argument(
+        "--train-preset",
+        type=preset_arg,
+        default=None,
+        help="preset of the training clips and DMD pools: train (default) or a "
+        "*.json preset file for your own cameras (docs/PRESET_FILES.md)",
+    )
+    parser.add_argument(
+        "--pool-clips",
+        type=int,
+        default=None,
+        help=f"clips in the unlabeled DMD pool (default {FULL.pool_clips})",
+    )
     parser.add_argument("--keep", choices=("edge", "cloud"), action="append", default=[],
                         help="with --resume-from: keep this trained model instead of "
                              "retraining it (repeatable)")  # fmt: skip

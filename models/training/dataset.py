@@ -100,7 +100,9 @@ def target_maps(masks: np.ndarray, joints_uv: np.ndarray, src_hw: tuple[int, int
         for j in range(n_k):
             if 0.0 <= u[k, j] < w and 0.0 <= v[k, j] < h:
                 d2 = (gx - u[k, j]) ** 2 + (gy - v[k, j]) ** 2
-                out[k, 1 + j] = np.round(255 * np.exp(-d2 / (2 * KEYPOINT_SIGMA**2))).astype(np.uint8)
+                out[k, 1 + j] = np.round(255 * np.exp(-d2 / (2 * KEYPOINT_SIGMA**2))).astype(
+                    np.uint8
+                )
     return out
 
 
@@ -118,7 +120,9 @@ def _clip_frames(frames: np.ndarray, fps: float, masks: np.ndarray, joints_uv: n
     firsts = []
     for _start, idx in window_indices(t, fps):
         if len(idx) != spec.frames or not np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
-            raise TrainingError(f"clip at {fps} fps does not give contiguous {spec.frames}-frame windows")
+            raise TrainingError(
+                f"clip at {fps} fps does not give contiguous {spec.frames}-frame windows"
+            )
         firsts.append(int(idx[0]))
     return np.ascontiguousarray(x), tgt, firsts
 

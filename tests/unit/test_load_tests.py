@@ -178,7 +178,9 @@ def test_edge_output_times_take_edge_results_and_uncertain_offloads_only() -> No
 
 
 def test_verdicts_judge_the_design_targets_and_never_call_a_missing_number_met() -> None:
-    rows = verdicts({"throughput": {"ratio": 0.8}, "cost": {"cost_models": 0.2, "edge_cpu_ratio": 1.3}})
+    rows = verdicts(
+        {"throughput": {"ratio": 0.8}, "cost": {"cost_models": 0.2, "edge_cpu_ratio": 1.3}}
+    )
     by_what = {row[0].split(" @")[0]: row[3] for row in rows}
     assert by_what["edge worker CPU/window vs bare loop"] == "MISSED by 0.05x"
     assert by_what["compute/window vs cloud-only"] == "met"

@@ -211,7 +211,9 @@ class BlazePoseModel:
         r = raw[0, idx] / _DET
         a = self._anchors[idx]
         cx, cy = r[:, 0] + a[:, 0], r[:, 1] + a[:, 1]
-        boxes = np.stack([cx - r[:, 2] / 2, cy - r[:, 3] / 2, cx + r[:, 2] / 2, cy + r[:, 3] / 2], 1)
+        boxes = np.stack(
+            [cx - r[:, 2] / 2, cy - r[:, 3] / 2, cx + r[:, 2] / 2, cy + r[:, 3] / 2], 1
+        )
         regions = []
         for k in _nms(boxes, scores[idx], 0.3, self.max_people):
             pts = r[k, 4:8].reshape(2, 2) + a[k]  # hip centre, scale point (input-normalised)
@@ -264,7 +266,14 @@ def _to_poses(people: list[tuple[F32, float]], w: int, h: int) -> FramePoses:
     kps[..., 0] = np.clip(kps[..., 0], 0, w)
     kps[..., 1] = np.clip(kps[..., 1], 0, h)
     body = np.stack([lm[:33] for lm, _ in people])
-    boxes = np.stack([np.clip(body[..., 0].min(1), 0, w), np.clip(body[..., 1].min(1), 0, h),
-                      np.clip(body[..., 0].max(1), 0, w), np.clip(body[..., 1].max(1), 0, h)], 1)
+    boxes = np.stack(
+        [
+            np.clip(body[..., 0].min(1), 0, w),
+            np.clip(body[..., 1].min(1), 0, h),
+            np.clip(body[..., 0].max(1), 0, w),
+            np.clip(body[..., 1].max(1), 0, h),
+        ],
+        1,
+    )
     scores = np.array([flag for _, flag in people], np.float32)
     return FramePoses(kps.astype(np.float32), boxes.astype(np.float32), scores, w, h)

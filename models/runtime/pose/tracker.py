@@ -131,9 +131,7 @@ def _is_sinking(track: _Track, width: int, cfg: TrackerConfig) -> bool:
     return bool(sinking and not leaving)
 
 
-def _pair_scores(
-    box: F32, kp: F32, tallest: float, frame: FramePoses, cfg: TrackerConfig
-) -> F32:
+def _pair_scores(box: F32, kp: F32, tallest: float, frame: FramePoses, cfg: TrackerConfig) -> F32:
     """Similarity `[P]` of one (predicted) track pose to every detection of a frame."""
     iou = box_iou(box[None], frame.boxes)[0]
     size = float(np.sqrt(max((box[2] - box[0]) * (box[3] - box[1]), 1.0)))
@@ -162,8 +160,10 @@ def _similarity(tracks: list[_Track], frame: FramePoses, t: int, cfg: TrackerCon
         shift = float(t - tr.last()) * tr.velocity()
         moved_kp = kp.copy()
         moved_kp[:, :2] += 0.5 * (shift[:2] + shift[2:])
-        sim[i] = np.maximum(_pair_scores(box, kp, tr.tallest, frame, cfg),
-                            _pair_scores(box + shift, moved_kp, tr.tallest, frame, cfg))
+        sim[i] = np.maximum(
+            _pair_scores(box, kp, tr.tallest, frame, cfg),
+            _pair_scores(box + shift, moved_kp, tr.tallest, frame, cfg),
+        )
     return sim
 
 
@@ -210,8 +210,11 @@ def track_window(poses: list[FramePoses], config: TrackerConfig | None = None) -
     for tr in tracks:  # still alive at the end but upright and gone: drop trailing rows
         if tr.alive and tr.missed and not _is_sinking(tr, width, cfg):
             tr.held = [h for h in tr.held if h < tr.last()]
-    kept = [tr for tr in tracks
-            if max(tr.scores.values()) >= cfg.start_score or len(tr.rows) >= cfg.confirm_frames]
+    kept = [
+        tr
+        for tr in tracks
+        if max(tr.scores.values()) >= cfg.start_score or len(tr.rows) >= cfg.confirm_frames
+    ]
     kept.sort(key=lambda tr: (-len(tr.rows), tr.track_id))
     n_kp = poses[0].keypoints.shape[1] if poses else 17
     return WindowTracks(tuple(_finish(tr, n, n_kp) for tr in kept[: cfg.max_tracks]),

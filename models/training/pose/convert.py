@@ -193,8 +193,11 @@ def store_weights_fp16(model: onnx.ModelProto, min_size: int = 1024) -> int:
             continue
         name = init.name
         init.CopyFrom(onnx.numpy_helper.from_array(half, name=name + "__fp16"))
-        casts.append(onnx.helper.make_node("Cast", [name + "__fp16"], [name],
-                                           to=onnx.TensorProto.FLOAT, name=name + "__cast"))
+        casts.append(
+            onnx.helper.make_node(
+                "Cast", [name + "__fp16"], [name], to=onnx.TensorProto.FLOAT, name=name + "__cast"
+            )
+        )
         changed += 1
     nodes = [*casts, *model.graph.node]
     del model.graph.node[:]
@@ -351,7 +354,9 @@ def build_model(src: PoseSource, out: Path, cache: Path, bound: float | None) ->
     write_atomic(out / f"{src.name}.onnx", data)
     recorded = dict(list(feed.items())[:RECORDED])
     arrays = {f"in/{k}": v for k, v in recorded.items()}
-    arrays.update({f"out/{k}/{new}": ref[f"{k}/{old}"] for k in recorded for old, new in src.outputs})
+    arrays.update(
+        {f"out/{k}/{new}": ref[f"{k}/{old}"] for k in recorded for old, new in src.outputs}
+    )
     buf = io.BytesIO()
     np.savez_compressed(buf, allow_pickle=False, **arrays)
     write_atomic(out / f"{src.name}.parity.npz", buf.getvalue())
@@ -361,12 +366,19 @@ def build_model(src: PoseSource, out: Path, cache: Path, bound: float | None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.training.pose.convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m models.training.pose.convert",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--bound", type=float, default=None,
-                        help="max |diff| allowed (default: each model's own, see sources.py)")
+    parser.add_argument(
+        "--bound",
+        type=float,
+        default=None,
+        help="max |diff| allowed (default: each model's own, see sources.py)",
+    )
     parser.add_argument("--model", action="append", choices=sorted(MODELS),
                         help="only this model (repeatable); default all")  # fmt: skip
     args = parser.parse_args(argv)

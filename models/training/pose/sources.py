@@ -67,8 +67,11 @@ WHEELS: dict[str, PinnedWheel] = {
         version="0.10.14",
         filename="mediapipe-0.10.14-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
         sha256="a807328339e7356fda0bb14df12fedbf1d33bdf81649c5f8666b0026b1cc30b4",
-        pip_args=("--only-binary=:all:", "--python-version=3.11",
-                  "--platform=manylinux_2_17_x86_64"),
+        pip_args=(
+            "--only-binary=:all:",
+            "--python-version=3.11",
+            "--platform=manylinux_2_17_x86_64",
+        ),
         licence_files=(("mediapipe-0.10.14.dist-info/LICENSE", ""),),
     ),
 }

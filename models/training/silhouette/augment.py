@@ -44,7 +44,9 @@ def photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     grey = (torch.rand(b, generator=gen) < 0.35).view(b, 1, 1, 1)
     x = torch.where(grey, x.mean(1, keepdim=True).expand_as(x), x)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (mean + (x - mean) * u(0.5, 1.3).view(b, 1, 1, 1)) * torch.exp(u(-0.8, 0.45)).view(b, 1, 1, 1)
+    x = (mean + (x - mean) * u(0.5, 1.3).view(b, 1, 1, 1)) * torch.exp(u(-0.8, 0.45)).view(
+        b, 1, 1, 1
+    )
     # Blur and the low-resolution round trip are computed for the picked samples only (a
     # stage-A step's cost matters: its budget is in minutes).
     blur = torch.nonzero(torch.rand(b, generator=gen) < 0.4).flatten()
@@ -135,10 +137,8 @@ def warp_targets(t: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(t, grid, padding_mode="zeros", align_corners=False)
 
 
-
 def clip_thetas(frame_clip: np.ndarray, gen: torch.Generator) -> torch.Tensor:
     """One random camera change per clip, repeated for each of its frames."""
     clips, inverse = np.unique(frame_clip, return_inverse=True)
     per_clip = affine(len(clips), gen, strength=0.8)
     return per_clip[torch.from_numpy(inverse)]
-

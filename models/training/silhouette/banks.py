@@ -117,7 +117,6 @@ def window_feature_bank(
     return out
 
 
-
 def window_stack(bank: np.ndarray, first: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Windows `[N,T,F]` cut from a per-frame bank: of each canonical 16-frame window that
     starts at `first`, the frames preprocessing picks for `spec` (`temporal_indices`)."""
@@ -187,8 +186,16 @@ def feature_banks(
             th = thetas if rows is None else thetas[torch.from_numpy(rows)]
             photo = torch.Generator().manual_seed(photo_seed)
         if net.motion:
-            return window_feature_bank(net, data, spec, windows=rows, theta=th,
-                                       photometric=photo, mirror=mirror, progress=cfg.progress)
+            return window_feature_bank(
+                net,
+                data,
+                spec,
+                windows=rows,
+                theta=th,
+                photometric=photo,
+                mirror=mirror,
+                progress=cfg.progress,
+            )
         x = data.x if rows is None else data.x[rows]
         return frame_feature_bank(net, x, spec, theta=th, photometric=photo, mirror=mirror,
                                   progress=cfg.progress)  # fmt: skip
@@ -204,4 +211,3 @@ def feature_banks(
         banks.refilmed[rows] = bank(rows, refilm=True, mirror=False)
         banks.refilmed_mirror[rows] = bank(rows, refilm=True, mirror=True)
     return banks
-

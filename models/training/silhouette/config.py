@@ -77,4 +77,3 @@ def split_clips(clips: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     n_val = max(1, round(len(uniq) * fraction)) if fraction > 0 else 0
     val_clips = rng.choice(uniq, size=n_val, replace=False) if n_val else np.array([])
     return np.isin(clips, val_clips)
-

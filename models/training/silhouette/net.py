@@ -175,7 +175,9 @@ class SilhouetteNet(nn.Module):
         sx = torch.sqrt((m * dx * dx).sum(dim=(1, 2)) / mass + eps)
         sy = torch.sqrt((m * dy * dy).sum(dim=(1, 2)) / mass + eps)
         corr = (m * dx * dy).sum(dim=(1, 2)) / mass / (sx * sy)
-        heat = torch.softmax(maps[:, 1:].reshape(-1, k1 - 1, h * w), dim=2).reshape(-1, k1 - 1, h, w)
+        heat = torch.softmax(maps[:, 1:].reshape(-1, k1 - 1, h * w), dim=2).reshape(
+            -1, k1 - 1, h, w
+        )
         kx = (heat.sum(2) * xs).sum(2)  # [B,K]
         ky = (heat.sum(3) * ys).sum(2)
         peak = heat.reshape(-1, k1 - 1, h * w).amax(dim=2) * (h * w) / 100.0
@@ -260,7 +262,6 @@ def as_model_frames(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     if spec.channels == 1:
         x = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
     return x
-
 
 
 SEGMENTER_PARTS = ("enc1", "enc2", "enc3", "enc4", "fuse3", "fuse", "maps")

@@ -60,7 +60,6 @@ def _seg_loss(maps: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce + dice.mean() + 0.3 * joints
 
 
-
 def _window_means(data: ClipFrames, spec: InputSpec, windows: np.ndarray) -> np.ndarray:
     """uint8 `[len(windows),3,H,W]`: per window, the mean of the frames the model sees
     (`spec.frames` of the 16), at the data's size: stage A's reference for the motion channels."""
@@ -97,7 +96,9 @@ def fit_segmenter(
         warm = 100
         if step < warm:
             return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, plan["steps"] - warm))))
+        return 0.5 * (
+            1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, plan["steps"] - warm)))
+        )
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     bf16 = cfg.bf16 and native_bf16()
@@ -158,4 +159,3 @@ def fit_segmenter(
     print(f"[train] {cfg.role} segmenter: {step} steps of {cfg.seg_batch} frames, loss {running:.3f}, "
           f"{secs:.0f}s, {forward} forward")  # fmt: skip
     return step, secs, forward
-

@@ -66,13 +66,18 @@ def _stage_b_windows(
     n = len(data.y)
     val_mirror = None
     if banks.filmed_mirror is not None and banks.refilmed_mirror is not None:
-        val_mirror = np.concatenate([windows_of(banks.filmed_mirror, data, spec, val_w),
-                                     windows_of(banks.refilmed_mirror, data, spec, val_w)])
+        val_mirror = np.concatenate(
+            [
+                windows_of(banks.filmed_mirror, data, spec, val_w),
+                windows_of(banks.refilmed_mirror, data, spec, val_w),
+            ]
+        )
     # Validation scores both the clips as filmed and re-filmed: the threshold must hold
     # on cameras the training never saw, not just on the training preset's look.
     return _StageB(
-        feats=np.concatenate([windows_of(banks.filmed, data, spec),
-                              windows_of(banks.refilmed, data, spec)]),
+        feats=np.concatenate(
+            [windows_of(banks.filmed, data, spec), windows_of(banks.refilmed, data, spec)]
+        ),
         y=np.concatenate([data.y, data.y]),
         train_idx=np.concatenate([train_w, n + train_w]),
         val_idx=np.concatenate([val_w, n + val_w]),
@@ -225,4 +230,3 @@ def _stage_a(
     val_clips = np.unique(data.clip[split_clips(data.clip, cfg.val_fraction, cfg.seed)])
     train_frames = np.flatnonzero(~np.isin(data.frame_clip, val_clips))
     return fit_segmenter(net, data, train_frames, spec, cfg, gen, rng)
-

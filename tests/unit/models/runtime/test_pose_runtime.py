@@ -136,12 +136,16 @@ def test_geometry_maps_model_coordinates_back_to_source_pixels() -> None:
     assert (geom.input_w, geom.input_h, geom.resized_w, geom.resized_h) == (256, 192, 256, 192)
     odd = input_geometry(97, 61, 256)
     assert odd.input_w % 32 == 0 and odd.input_h % 32 == 0 and odd.input_w == 256
-    x, y = odd.to_pixels(np.array([odd.resized_h / odd.input_h]), np.array([1.0 * odd.resized_w / odd.input_w]))
+    x, y = odd.to_pixels(
+        np.array([odd.resized_h / odd.input_h]), np.array([1.0 * odd.resized_w / odd.input_w])
+    )
     np.testing.assert_allclose([x[0], y[0]], [97, 61], rtol=1e-6)
     frame = np.full((61, 97, 3), 200, np.uint8)
     x_in = letterbox(frame, odd)
     assert x_in.shape == (1, odd.input_h, odd.input_w, 3)
-    assert (x_in[0, odd.resized_h :] == 0).all() and (x_in[0, : odd.resized_h, : odd.resized_w] == 200).all()
+    assert (x_in[0, odd.resized_h :] == 0).all() and (
+        x_in[0, : odd.resized_h, : odd.resized_w] == 200
+    ).all()
     # One raw detection at the content's centre decodes to the frame's centre.
     raw = np.zeros((6, 56), np.float32)
     raw[0, :51:3] = 0.5 * odd.resized_h / odd.input_h

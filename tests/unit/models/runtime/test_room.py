@@ -81,7 +81,10 @@ def test_the_forbidden_import_check_sees_lazy_imports(tmp_path: Path) -> None:
     probe.write_text("def f():\n    from models.training.dmd import distill\n    import torch\n")
     names = _imported_names(probe)
     assert [n for n in names if _forbidden(n, FORBIDDEN_ROOMS)] == [
-        "models.training.dmd", "models.training.dmd.distill", "torch"]
+        "models.training.dmd",
+        "models.training.dmd.distill",
+        "torch",
+    ]
 
 
 def test_no_module_of_models_is_over_the_line_limit() -> None:

@@ -35,7 +35,10 @@ def test_target_maps_put_each_gaussian_on_its_joint_and_skip_joints_outside() ->
     t = target_maps(masks, joints, (40, 80), (10, 20))
     assert t.shape == (1, 3, 10, 20) and t.dtype == np.uint8
     assert t[0, 0, 3:7, 5:7].min() == 255 and t[0, 0, :2].max() == 0  # box-averaged silhouette
-    assert np.unravel_index(int(t[0, 1].argmax()), (10, 20)) == (3, 5)  # (5.5, 3.25) in target cells
+    assert np.unravel_index(int(t[0, 1].argmax()), (10, 20)) == (
+        3,
+        5,
+    )  # (5.5, 3.25) in target cells
     assert t[0, 2].max() == 0
 
 
@@ -67,7 +70,9 @@ def test_frame_features_read_the_silhouette_and_the_joints() -> None:
     assert f_up[7] > 0 > f_down[7]
     base = GEOM
     head_x, head_y = float(f_up[base]), float(f_up[base + N_KEY])
-    assert head_x == pytest.approx(16.5 / 32, abs=1e-3) and head_y == pytest.approx(5.5 / 24, abs=1e-3)
+    assert head_x == pytest.approx(16.5 / 32, abs=1e-3) and head_y == pytest.approx(
+        5.5 / 24, abs=1e-3
+    )
 
 
 def test_window_features_do_not_change_when_the_camera_zooms() -> None:
@@ -241,7 +246,9 @@ def test_motion_net_trains_on_what_it_exports_and_stamps_its_segmenter(tmp_path:
 
     meta = ModelMeta(role="cloud", name="t-cloud", version="0", input=spec, seed=0)
     export_video_model(net, meta, tmp_path / "c.onnx", with_embedding=False)  # checks 1e-4
-    assert CloudModel.load(tmp_path / "c.onnx").predict([np.zeros((16, 96, 128, 3), np.uint8)]).probs.shape == (1, 2)
+    assert CloudModel.load(tmp_path / "c.onnx").predict(
+        [np.zeros((16, 96, 128, 3), np.uint8)]
+    ).probs.shape == (1, 2)
 
     save_segmenter(net, tmp_path / "seg.npz")
     assert segmenter_has_motion(tmp_path / "seg.npz")
@@ -287,7 +294,9 @@ def test_several_heads_decide_by_their_mean_margin_and_each_keeps_its_threshold(
     thresholds, _, _, _, history = fit_temporal_head(net, data, banks, spec, cfg, gen, rng)
     assert len(thresholds) == 3 and {h["head"] for h in history} == {0, 1, 2}
     for head, t in zip(net.heads, thresholds, strict=True):
-        assert math.isclose(float(head.get_buffer("fall_bias")), math.log((1 - t) / t), rel_tol=1e-5)
+        assert math.isclose(
+            float(head.get_buffer("fall_bias")), math.log((1 - t) / t), rel_tol=1e-5
+        )
     # Heads differ (own initialisation and batches), and the net averages their logits.
     assert not torch.equal(net.heads[0].head.weight, net.heads[1].head.weight)
     feats = torch.from_numpy(window_stack(banks.filmed, data.first, spec))
