@@ -82,6 +82,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                   silhouette_spec(), workers=args.workers,
                                   target_stride=TARGET_STRIDE)  # fmt: skip
     cfg = SilhouetteConfig(
+        seg_steps=FULL.edge_seg_steps if edge else FULL.cloud_seg_steps,
         seg_minutes=args.max_minutes or (FULL.edge_seg_minutes if edge else FULL.cloud_seg_minutes),
         head_epochs=args.epochs, width=args.width or (FULL.edge_width if edge else FULL.cloud_width),
         hidden=ROLE_HIDDEN[role], seg_batch=ROLE_SEG_BATCH[role], decision=ROLE_DECISION[role],
@@ -162,7 +163,9 @@ def add_model_commands(subparsers: Any) -> None:
         "--max-minutes",
         type=float,
         default=None,
-        help="time budget of the per-frame stage (default edge 5, cloud 17)",
+        help=f"cap on the per-frame stage's minutes; it runs the recipe's steps (edge "
+        f"{FULL.edge_seg_steps}, cloud {FULL.cloud_seg_steps}) unless the cap stops it first "
+        f"(default edge {FULL.edge_seg_minutes:g}, cloud {FULL.cloud_seg_minutes:g})",
     )
     p.add_argument("--segmenter", type=Path, default=None,
                    help="with --data: pretrained per-frame stage (.npz; default the zoo's "

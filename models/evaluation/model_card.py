@@ -160,7 +160,13 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         )
         + f". Edge {e.get('seg_steps', '?')} steps of 64 frames "
         f"({e.get('seg_seconds', float('nan')):.0f}s), cloud {c.get('seg_steps', '?')} steps of "
-        f"32 frames ({c.get('seg_seconds', float('nan')):.0f}s), both time-budgeted"
+        f"32 frames ({c.get('seg_seconds', float('nan')):.0f}s), "
+        + (
+            f"fixed by the recipe (edge {cfg['edge_seg_steps']}, cloud {cfg['cloud_seg_steps']}; "
+            f"minutes capped at {cfg['edge_seg_minutes']:g} and {cfg['cloud_seg_minutes']:g})"
+            if "cloud_seg_steps" in cfg
+            else "both time-budgeted"
+        )
         + (f"; forward pass in {c['seg_forward']}" if c.get("seg_forward") else "")
         + ".",
         f"- Stage B (temporal head, fall labels): per-frame features cached for every frame as "
@@ -243,8 +249,15 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         "(lying down, floor exercise, sitting hard, jumping) are rarely flagged. What was tried "
         "and what it gave: docs/MODEL_EXPERIMENTS.md.",
         "- Times are for this machine's shared CPU (CPU time still inflates under load); "
-        "ratios matter more than absolute ms. The per-frame stages are time-budgeted, so a "
-        "busier machine trains them for fewer steps (see the step counts above).",
+        "ratios matter more than absolute ms. "
+        + (
+            "The per-frame stages run a fixed number of steps, so a busier machine trains the "
+            "same models more slowly; only a cap several times the quiet time would cut them "
+            "short (compare the step counts above with the recipe's)."
+            if "cloud_seg_steps" in cfg
+            else "The per-frame stages are time-budgeted, so a busier machine trains them for "
+            "fewer steps (see the step counts above)."
+        ),
         "- One build is one draw: another training seed moves held-out F1 by several points "
         "(docs/MODEL_EXPERIMENTS.md), so compare recipes over several seeds before believing "
         "a difference of a few points.",

@@ -278,6 +278,7 @@ def _train_role(
     edge = role == "edge"
     spec = edge_silhouette_spec() if edge else silhouette_spec()
     scfg = SilhouetteConfig(
+        seg_steps=cfg.edge_seg_steps if edge else cfg.cloud_seg_steps,
         seg_minutes=cfg.edge_seg_minutes if edge else cfg.cloud_seg_minutes,
         head_epochs=cfg.edge_head_epochs if edge else cfg.cloud_head_epochs,
         width=cfg.edge_width if edge else cfg.cloud_width,
@@ -378,10 +379,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", default="", help="free text for the model card's build notes")
     parser.add_argument("--edge-epochs", type=int, default=None,
                         help="epochs of the edge's temporal head (default 60)")  # fmt: skip
+    parser.add_argument("--edge-steps", type=int, default=None,
+                        help=f"steps of the edge's per-frame stage (default {FULL.edge_seg_steps})")  # fmt: skip
     parser.add_argument("--edge-minutes", type=float, default=None,
-                        help="time budget of the edge's per-frame stage (default 5)")  # fmt: skip
+                        help="cap on the edge's per-frame stage's minutes "
+                             f"(default {FULL.edge_seg_minutes:g})")  # fmt: skip
+    parser.add_argument("--cloud-steps", type=int, default=None,
+                        help=f"steps of the cloud's per-frame stage (default {FULL.cloud_seg_steps})")  # fmt: skip
     parser.add_argument("--cloud-minutes", type=float, default=None,
-                        help="time budget of the cloud's segmenter stage (default 17)")  # fmt: skip
+                        help="cap on the cloud's per-frame stage's minutes "
+                             f"(default {FULL.cloud_seg_minutes:g})")  # fmt: skip
     parser.add_argument("--cloud-epochs", type=int, default=None,
                         help="epochs of the cloud's temporal head (default 60)")  # fmt: skip
     parser.add_argument("--cloud-bg-swap", type=float, default=None,
@@ -449,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, workers=args.workers)
     if args.edge_epochs:
         cfg = replace(cfg, edge_head_epochs=args.edge_epochs)
+    if args.edge_steps:
+        cfg = replace(cfg, edge_seg_steps=args.edge_steps)
+    if args.cloud_steps:
+        cfg = replace(cfg, cloud_seg_steps=args.cloud_steps)
     if args.edge_minutes:
         cfg = replace(cfg, edge_seg_minutes=args.edge_minutes)
     if args.cloud_minutes:

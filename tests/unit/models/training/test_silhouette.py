@@ -358,3 +358,25 @@ def test_stage_a_in_bfloat16_trains_like_float32_and_keeps_float32_weights() -> 
         assert 0 < apart < 0.5 * moved  # a different precision, the same descent
     else:
         assert apart == 0  # no fast kernels: the flag leaves float32 on
+
+
+def test_stage_a_runs_the_recipes_steps_and_a_rebuild_from_one_seed_is_the_same_net() -> None:
+    """The recipe fixes stage A's steps (models.training.recipe): whatever the machine's pace,
+    a rebuild runs the same steps on the same draws and ends with the same weights."""
+    from models.training.dataset import clip_seeds, synth_clipframes
+    from models.training.recipe import FULL
+    from models.training.silhouette import SilhouetteConfig, silhouette_spec
+    from models.training.silhouette.train import _seeded_net, _stage_a
+
+    assert FULL.cloud_seg_steps > 0 and FULL.edge_seg_steps > 0
+    spec = silhouette_spec()
+    data = synth_clipframes(clip_seeds(12, 2), "train", spec, workers=1, progress=False)
+    cfg = SilhouetteConfig(width=4, hidden=8, seg_steps=15, seg_minutes=10.0, seg_batch=8,
+                           val_fraction=0.0, progress=False, threads=1, bf16=False)  # fmt: skip
+    ends = []
+    for _ in range(2):
+        net, gen, rng = _seeded_net(spec, cfg, True)
+        steps, _, _ = _stage_a(net, data, spec, cfg, gen, rng)
+        assert steps == 15
+        ends.append([p.detach().clone() for p in net.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*ends, strict=True))
