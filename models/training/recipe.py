@@ -59,16 +59,17 @@ class BuildConfig:
     # perception, runs a fixed number of steps, so a rebuild on a busy machine trains the
     # same models, only later (until 2026-12-06 it had a time budget, and a build beside
     # other jobs got 30 % fewer steps and a cloud 0.03 F1 lower); its minutes are a cap
-    # that only a machine several times slower reaches (the build summary records the
+    # that only a machine several times slower reaches (a build beside two other CPU-bound
+    # jobs ran the edge at 4.4 steps/s; the build summary records the
     # steps run). Stage B, the temporal head on cached per-frame features, runs a fixed
     # number of epochs. Quiet pace on this 2-core machine: edge ~15, cloud ~12 steps/s.
     edge_seg_steps: int = 4500
-    edge_seg_minutes: float = 15.0
+    edge_seg_minutes: float = 30.0
     edge_head_epochs: int = 60
     edge_width: int = 8
     edge_hidden: int = ROLE_HIDDEN["edge"]  # 32-d embedding for the switcher
     cloud_seg_steps: int = 11000
-    cloud_seg_minutes: float = 45.0
+    cloud_seg_minutes: float = 60.0
     cloud_head_epochs: int = 60
     cloud_width: int = 16
     cloud_tta_flip: bool = True  # the cloud averages each window with its mirror image
