@@ -379,16 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", default="", help="free text for the model card's build notes")
     parser.add_argument("--edge-epochs", type=int, default=None,
                         help="epochs of the edge's temporal head (default 60)")  # fmt: skip
-    parser.add_argument("--edge-steps", type=int, default=None,
-                        help=f"steps of the edge's per-frame stage (default {FULL.edge_seg_steps})")  # fmt: skip
-    parser.add_argument("--edge-minutes", type=float, default=None,
-                        help="cap on the edge's per-frame stage's minutes "
-                             f"(default {FULL.edge_seg_minutes:g})")  # fmt: skip
-    parser.add_argument("--cloud-steps", type=int, default=None,
-                        help=f"steps of the cloud's per-frame stage (default {FULL.cloud_seg_steps})")  # fmt: skip
-    parser.add_argument("--cloud-minutes", type=float, default=None,
-                        help="cap on the cloud's per-frame stage's minutes "
-                             f"(default {FULL.cloud_seg_minutes:g})")  # fmt: skip
+    for role in ("edge", "cloud"):  # stage A: the recipe's steps, and a cap on its minutes
+        parser.add_argument(f"--{role}-steps", type=int, default=None,
+                            help=f"default {getattr(FULL, f'{role}_seg_steps')}")  # fmt: skip
+        parser.add_argument(f"--{role}-minutes", type=float, default=None,
+                            help=f"default {getattr(FULL, f'{role}_seg_minutes'):g}")  # fmt: skip
     parser.add_argument("--cloud-epochs", type=int, default=None,
                         help="epochs of the cloud's temporal head (default 60)")  # fmt: skip
     parser.add_argument("--cloud-bg-swap", type=float, default=None,
@@ -456,14 +451,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, workers=args.workers)
     if args.edge_epochs:
         cfg = replace(cfg, edge_head_epochs=args.edge_epochs)
-    if args.edge_steps:
-        cfg = replace(cfg, edge_seg_steps=args.edge_steps)
-    if args.cloud_steps:
-        cfg = replace(cfg, cloud_seg_steps=args.cloud_steps)
-    if args.edge_minutes:
-        cfg = replace(cfg, edge_seg_minutes=args.edge_minutes)
-    if args.cloud_minutes:
-        cfg = replace(cfg, cloud_seg_minutes=args.cloud_minutes)
+    for role in ("edge", "cloud"):
+        for knob in ("steps", "minutes"):
+            if getattr(args, f"{role}_{knob}"):
+                cfg = replace(cfg, **{f"{role}_seg_{knob}": getattr(args, f"{role}_{knob}")})
     if args.cloud_epochs:
         cfg = replace(cfg, cloud_head_epochs=args.cloud_epochs)
     if args.cloud_bg_swap is not None:
