@@ -76,6 +76,7 @@ def _analysis(summary: dict[str, Any], report: dict[str, Any]) -> list[str]:
 
 def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]) -> None:
     cfg = summary["config"]
+    fixed_steps = "cloud_seg_steps" in cfg  # builds since 2026-12-06: stage A runs fixed steps
     m = summary["models"]
     dmd = summary["dmd"]
     fresh = summary.get("fresh_pool") or {
@@ -164,7 +165,7 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
         + (
             f"fixed by the recipe (edge {cfg['edge_seg_steps']}, cloud {cfg['cloud_seg_steps']}; "
             f"minutes capped at {cfg['edge_seg_minutes']:g} and {cfg['cloud_seg_minutes']:g})"
-            if "cloud_seg_steps" in cfg
+            if fixed_steps
             else "both time-budgeted"
         )
         + (f"; forward pass in {c['seg_forward']}" if c.get("seg_forward") else "")
@@ -254,7 +255,7 @@ def write_model_card(path: Path, summary: dict[str, Any], report: dict[str, Any]
             "The per-frame stages run a fixed number of steps, so a busier machine trains the "
             "same models more slowly; only a cap several times the quiet time would cut them "
             "short (compare the step counts above with the recipe's)."
-            if "cloud_seg_steps" in cfg
+            if fixed_steps
             else "The per-frame stages are time-budgeted, so a busier machine trains them for "
             "fewer steps (see the step counts above)."
         ),

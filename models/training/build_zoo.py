@@ -381,9 +381,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="epochs of the edge's temporal head (default 60)")  # fmt: skip
     for role in ("edge", "cloud"):  # stage A: the recipe's steps, and a cap on its minutes
         parser.add_argument(f"--{role}-steps", type=int, default=None,
-                            help=f"default {getattr(FULL, f'{role}_seg_steps')}")  # fmt: skip
+                            help=f"{role} stage A steps (default {getattr(FULL, f'{role}_seg_steps')})")  # fmt: skip
         parser.add_argument(f"--{role}-minutes", type=float, default=None,
-                            help=f"default {getattr(FULL, f'{role}_seg_minutes'):g}")  # fmt: skip
+                            help=f"{role} stage A cap, minutes (default {getattr(FULL, f'{role}_seg_minutes'):g})")  # fmt: skip
     parser.add_argument("--cloud-epochs", type=int, default=None,
                         help="epochs of the cloud's temporal head (default 60)")  # fmt: skip
     parser.add_argument("--cloud-bg-swap", type=float, default=None,
